@@ -341,7 +341,10 @@ class Judgment:
     """One judge call and everything needed to reproduce or audit it.
 
     Exactly one of ``verdict``, ``parse_failure`` and ``error`` is set: a verdict when the output
-    parsed, a parse failure when it did not, an error when the backend gave no output at all.
+    parsed, a parse failure when it did not, an error when the backend gave no output at all. The one
+    exception is a both-orders aggregate whose two orders disagreed under the ``"inconsistent"``
+    policy: it sets none of them and says so in ``meta["both_orders"]["outcome"] == "inconsistent"``
+    (an inconsistency is its own outcome, neither a verdict nor a failure).
     ``swapped`` is True when the answers were shown in swapped order; the verdict is then already
     mapped back to the sample's own order. ``prompt_messages`` / ``prompt_text`` are exactly what
     was sent. ``verdict_logprobs`` holds the verdict-token log-probabilities when the backend gives
@@ -369,7 +372,9 @@ class Judgment:
 
     def __post_init__(self) -> None:
         set_fields = [n for n in ("verdict", "parse_failure", "error") if getattr(self, n) is not None]
-        if len(set_fields) != 1:
+        both_orders = self.meta.get("both_orders") if isinstance(self.meta, Mapping) else None
+        inconsistent = isinstance(both_orders, Mapping) and both_orders.get("outcome") == "inconsistent"
+        if len(set_fields) != 1 and not (inconsistent and not set_fields):
             raise ValueError(
                 f"judgment {self.sample_id!r}: exactly one of verdict / parse_failure / error must be set, got {set_fields or 'none'}"
             )

@@ -1,0 +1,347 @@
+"""JudgeLM judge formats (Zhu et al. 2023, "JudgeLM: Fine-tuned Large Language Models are Scalable Judges").
+
+JudgeLM's judge reads a question and two answers (optionally a reference answer) and writes, on its
+first line, one 1-10 score per answer ("s1 s2"), then its explanation. The winner is read from the
+scores: answer A (Assistant 1) wins when ``s1 - s2 > tie_threshold``, B when ``s2 - s1 >
+tie_threshold``, else a tie (JudgeLM's ``translate_score_to_win_list`` with ``T``, default 0). The
+prompt texts below are our own wording of that contract (JudgeLM's text is not shipped here); the
+layout markers ("[Question]", "[The Start of Assistant 1's Answer]" …) and the output contract are
+JudgeLM's.
+
+Templates:
+
+- ``judgelm-v1``: pairwise, no reference. Verdict first line ``s1 s2``.
+- ``judgelm-ref-v1``: pairwise with the reference answer shown (JudgeLM's "reference support").
+- ``judgelm-single-v1``: one answer, first line one score.
+
+The verdict comes first, so generation may stop at the first newline (:meth:`stop_strings`) when
+only the verdict is wanted.
+
+Parsing. Strict reads JudgeLM's contract: the first line is exactly the score(s), numbers on 1-10
+separated by one space (a line of only whitespace around them is allowed; JudgeLM also accepts a
+comma, so "8,9" is strict too). Lenient also reads the first non-empty line with near-misses:
+several spaces or ", " / " / " between the scores, markdown bold, a "Scores:" prefix, a trailing
+period, "Assistant 1: 8, Assistant 2: 6", "7/10" (single); and a prompt echoed before the answer is
+skipped (strict fails on it: its first line is not a score line). A score outside 1-10, or a line
+with the wrong count of numbers, is a ParseFailure; nothing unreadable becomes a tie.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+from judgetrain.formats.base import JudgeFormat, Message
+from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
+
+SCORE_SCALE = (1.0, 10.0)
+"""JudgeLM's score range ("an overall score on a scale of 1 to 10")."""
+
+TARGET_LABEL_KEYS = ("gpt4", "human_majority", "human", "gold")
+"""Which label a label-built target is made from, first present wins; with a single label, that one."""
+
+TARGET_LABEL_KEYS_WITH_REFERENCE = ("gpt4_with_reference",) + TARGET_LABEL_KEYS
+"""For the with-reference template: the teacher's scores given with the reference shown come first."""
+
+SYSTEM_PROMPT = "You are a careful and impartial judge of answer quality."
+
+_PAIR_INSTRUCTION = (
+    "Above are a user's question and the answers of two AI assistants. Judge how well each assistant answers the "
+    "question, weighing helpfulness, relevance, accuracy and level of detail, and give each assistant one overall "
+    "score from 1 to 10, where a higher score means a better answer.\n"
+    "Write the two scores, Assistant 1's first and Assistant 2's second, alone on the first line, separated by a "
+    "single space. From the second line on, explain your scores. Stay impartial: the order in which the answers "
+    "are shown must not change your judgment."
+)
+_PAIR_REFERENCE_INSTRUCTION = (
+    "Above are a user's question, a reference answer and the answers of two AI assistants. Judge how well each "
+    "assistant answers the question, weighing helpfulness, relevance, accuracy and level of detail, and use the "
+    "reference answer to check correctness. Give each assistant one overall score from 1 to 10, where a higher "
+    "score means a better answer.\n"
+    "Write the two scores, Assistant 1's first and Assistant 2's second, alone on the first line, separated by a "
+    "single space. From the second line on, explain your scores. Stay impartial: the order in which the answers "
+    "are shown must not change your judgment."
+)
+_SINGLE_INSTRUCTION = (
+    "Above are a user's question and the answer of an AI assistant. Judge how well the assistant answers the "
+    "question, weighing helpfulness, relevance, accuracy and level of detail, and give it one overall score from "
+    "1 to 10, where a higher score means a better answer.\n"
+    "Write the score alone on the first line. From the second line on, explain your score."
+)
+
+_NUMBER = r"\d+(?:\.\d+)?"
+# Strict: exactly the numbers, one space (or JudgeLM's comma) between two of them.
+_STRICT_PAIR_LINE = re.compile(rf"\s*(?P<s1>{_NUMBER})[ ,](?P<s2>{_NUMBER})\s*")
+_STRICT_SINGLE_LINE = re.compile(rf"\s*(?P<s1>{_NUMBER})\s*")
+# Lenient decorations around a score line: markdown emphasis / heading marks, a "Score(s):" prefix, a
+# trailing period.
+_OPEN = r"[\s*_#`>]*(?:(?:scores?|ratings?)\s*[:：]\s*)?[*_`]*"
+_CLOSE = r"[*_`]*\s*\.?[\s*_`]*"
+_LENIENT_PAIR_LINES = (
+    re.compile(rf"{_OPEN}(?P<s1>{_NUMBER})[*_`]*(?:\s*[,;/]\s*|\s+)[*_`]*(?P<s2>{_NUMBER}){_CLOSE}", re.IGNORECASE),
+    re.compile(
+        rf"{_OPEN}assistant\s*1\s*[:：]\s*[*_`]*(?P<s1>{_NUMBER})[*_`]*\s*[,;]?\s*"
+        rf"assistant\s*2\s*[:：]\s*[*_`]*(?P<s2>{_NUMBER}){_CLOSE}",
+        re.IGNORECASE,
+    ),
+)
+_LENIENT_SINGLE_LINE = re.compile(rf"{_OPEN}(?P<s1>{_NUMBER})(?:\s*/\s*10)?{_CLOSE}", re.IGNORECASE)
+_ANY_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_ONLY_NUMBERS = re.compile(r"[\d.,;/\s-]+")
+
+
+def format_score(score: float) -> str:
+    """A score as a judge writes it: ``8`` for 8.0, ``7.5`` for 7.5."""
+    return str(int(score)) if float(score).is_integer() else str(float(score))
+
+
+def _first_line(text: str) -> tuple[str, int]:
+    """The first line of ``text`` and the offset where the rest (the explanation) starts."""
+    newline = text.find("\n")
+    return (text, len(text)) if newline < 0 else (text[:newline], newline + 1)
+
+
+def _first_nonempty_line(text: str, start: int = 0) -> tuple[str, int, int] | None:
+    """The first line of ``text[start:]`` with visible text: (line, its offset, offset after it)."""
+    offset = start
+    while offset <= len(text):
+        newline = text.find("\n", offset)
+        end = len(text) if newline < 0 else newline
+        if text[offset:end].strip():
+            return text[offset:end], offset, (end + 1 if newline >= 0 else end)
+        if newline < 0:
+            return None
+        offset = newline + 1
+    return None
+
+
+@dataclass(frozen=True)
+class JudgeLMFormat(JudgeFormat):
+    """A JudgeLM template: the score line first, then the explanation."""
+
+    verdict_first: bool = True
+    score_scale: tuple[float, float] | None = SCORE_SCALE
+
+    #: How many scores the first line holds.
+    num_scores: ClassVar[int] = 2
+
+    @property
+    @abc.abstractmethod
+    def instruction(self) -> str:
+        """The instruction closing the prompt; an output that echoes it is read after it (lenient only)."""
+
+    def stop_strings(self) -> tuple[str, ...]:
+        # The verdict is the whole first line: a judge asked only for its verdict can stop there.
+        return ("\n",)
+
+    # --- rendering -------------------------------------------------------------------------
+    def check_sample(self, sample: JudgeSample) -> None:
+        super().check_sample(sample)
+        self._turn_index(sample)
+
+    def _turn_index(self, sample: JudgeSample) -> int:
+        """The turn shown: JudgeLM judges one question and its answers, so a multi-turn sample must be
+        judged on its first turn (later turns need the conversation before them)."""
+        if sample.is_multi_turn and sample.turn != 1:
+            which = "the whole conversation (turn=None)" if sample.turn is None else f"turn {sample.turn}"
+            raise ValueError(
+                f"sample {sample.id!r} is multi-turn and judged on {which}; template {self.name!r} shows one question "
+                "and its answers: set turn=1, or use an mtbench -multi-turn template"
+            )
+        for position, answer in enumerate(sample.answers):
+            if len(answer.turns) != len(sample.question_turns):
+                raise ValueError(
+                    f"sample {sample.id!r}: answer {position + 1} has {len(answer.turns)} turn(s), "
+                    f"the question {len(sample.question_turns)}"
+                )
+        return 0
+
+    def _reference_text(self, sample: JudgeSample, index: int) -> str:
+        assert sample.reference is not None  # check_sample's contract
+        reference = sample.reference if isinstance(sample.reference, tuple) else (sample.reference,)
+        return reference[min(index, len(reference) - 1)]
+
+    def target(self, sample: JudgeSample) -> str | None:
+        text = sample.judgment_with_reference if self.with_reference else sample.judgment
+        if text is not None:
+            return text
+        keys = TARGET_LABEL_KEYS_WITH_REFERENCE if self.with_reference else TARGET_LABEL_KEYS
+        label = sample.label(*keys) or sample.label()
+        return self.label_target(sample, label) if label is not None else None
+
+    def label_target(self, sample: JudgeSample, label: Label) -> str | None:
+        """The score line stating ``label``'s scores (no explanation), or None when it has no scores.
+
+        A label holding only a winner gives None: JudgeLM's verdict is scores, and inventing them
+        would teach the judge numbers nobody gave.
+        """
+        if label.scores is None or any(s is None for s in label.scores):
+            return None
+        if label.scale is not None and label.scale != SCORE_SCALE:
+            raise ValueError(
+                f"sample {sample.id!r}: its label is on the scale {label.scale}, template {self.name!r} scores on "
+                f"{SCORE_SCALE}: rescale the labels or pick a template of that scale"
+            )
+        scores = tuple(float(s) for s in label.scores)  # type: ignore[arg-type]
+        for score in scores:
+            if not SCORE_SCALE[0] <= score <= SCORE_SCALE[1]:
+                raise ValueError(f"sample {sample.id!r}: score {score} is outside {self.name!r}'s scale 1-10")
+        implied = self.winner_of(scores)
+        if label.winner is not None and implied is not None and implied != label.winner:
+            raise ValueError(
+                f"sample {sample.id!r}: its label says winner {label.winner!r} but its scores {scores} give "
+                f"{implied!r} under {self.name!r} (tie threshold {getattr(self, 'tie_threshold', None)}): fix the label"
+            )
+        return " ".join(format_score(s) for s in scores)
+
+    def winner_of(self, scores: tuple[float, ...]) -> str | None:
+        """The pairwise winner the scores give, or None for a single-answer template."""
+        return None
+
+    # --- parsing ---------------------------------------------------------------------------
+    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
+        if not text.strip():
+            return self.failure(text, "empty output")
+        line, rest = _first_line(text)
+        strict_line = _STRICT_PAIR_LINE if self.num_scores == 2 else _STRICT_SINGLE_LINE
+        match = strict_line.fullmatch(line)
+        lenient = False
+        if match is None and not strict:
+            start = 0
+            echo = text.rfind(self.instruction)
+            if echo >= 0:
+                start = echo + len(self.instruction)
+            found = _first_nonempty_line(text, start)
+            if found is not None:
+                line, _, rest = found
+                patterns = _LENIENT_PAIR_LINES if self.num_scores == 2 else (_LENIENT_SINGLE_LINE,)
+                match = next((m for m in (p.fullmatch(line) for p in patterns) if m is not None), None)
+                lenient = True
+        if match is None:
+            return self.failure(text, self._unreadable_reason(line, strict))
+        scores = tuple(float(match.group(f"s{i + 1}")) for i in range(self.num_scores))
+        low, high = SCORE_SCALE
+        for score in scores:
+            if not low <= score <= high:
+                return self.failure(text, f"score {format_score(score)} is outside the scale 1-10")
+        return Verdict(winner=self.winner_of(scores), scores=scores, critique=text[rest:].strip(),
+                       template=self.name, lenient=lenient)
+
+    def _unreadable_reason(self, line: str, strict: bool) -> str:
+        expected = "two scores 's1 s2'" if self.num_scores == 2 else "one score"
+        numbers = _ANY_NUMBER.findall(line) if _ONLY_NUMBERS.fullmatch(line) else []
+        where = "the first line" if strict else "the first non-empty line"
+        if numbers and len(numbers) != self.num_scores:
+            return f"{where} holds {len(numbers)} numbers ({' '.join(numbers[:6])}), expected {expected}"
+        mode = "strict" if strict else "lenient"
+        return f"{where} {line.strip()[:60]!r} is not {expected} on 1-10 ({mode})"
+
+    def prompt_messages(self, sample: JudgeSample) -> list[Message]:
+        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": self.user_prompt(sample)}]
+
+    @abc.abstractmethod
+    def user_prompt(self, sample: JudgeSample) -> str:
+        """The user message: question, (reference,) answer(s), then the instruction."""
+
+
+@dataclass(frozen=True)
+class JudgeLMPairFormat(JudgeLMFormat):
+    """JudgeLM pairwise: first line "s1 s2"; ``tie_threshold`` is JudgeLM's T (ties when |s1 - s2| <= T)."""
+
+    tie_threshold: float = 0.0
+
+    answer_names: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("Assistant 1", "Assistant 2"),
+        ("assistant 1", "assistant 2"),
+    )
+    num_scores: ClassVar[int] = 2
+
+    def __post_init__(self) -> None:
+        threshold = self.tie_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or threshold < 0:
+            raise ValueError(f"{self.name}: tie_threshold must be a number >= 0 (score points), got {threshold!r}")
+
+    @property
+    def instruction(self) -> str:
+        return _PAIR_REFERENCE_INSTRUCTION if self.with_reference else _PAIR_INSTRUCTION
+
+    def winner_of(self, scores: tuple[float, ...]) -> str | None:
+        first, second = scores
+        if first - second > self.tie_threshold:
+            return "A"
+        if second - first > self.tie_threshold:
+            return "B"
+        return "tie"
+
+    def user_prompt(self, sample: JudgeSample) -> str:
+        index = self._turn_index(sample)
+        parts = [f"[Question]\n{sample.question_turns[index]}\n\n"]
+        if self.with_reference:
+            parts.append(f"[Reference Answer]\n{self._reference_text(sample, index)}\n\n")
+        for number, answer in enumerate(sample.answers, start=1):
+            parts.append(
+                f"[The Start of Assistant {number}'s Answer]\n{answer.turns[index]}\n"
+                f"[The End of Assistant {number}'s Answer]\n\n"
+            )
+        parts.append(f"[System]\n{self.instruction}")
+        return "".join(parts)
+
+    def swap_judgment(self, text: str) -> str:
+        """The judgment as it reads with the answers swapped: the two numbers of the score line trade
+        places (separator and decorations kept) and "Assistant 1" / "Assistant 2" are exchanged."""
+        found = _first_nonempty_line(text)
+        if found is not None:
+            line, offset, _ = found
+            match = _STRICT_PAIR_LINE.fullmatch(line) or next(
+                (m for m in (p.fullmatch(line) for p in _LENIENT_PAIR_LINES) if m is not None), None
+            )
+            if match is not None:
+                (a_start, a_end), (b_start, b_end) = match.span("s1"), match.span("s2")
+                line = line[:a_start] + match.group("s2") + line[a_end:b_start] + match.group("s1") + line[b_end:]
+                # The score line keeps its own names: "Assistant 1: 8, Assistant 2: 6" becomes
+                # "Assistant 1: 6, Assistant 2: 8"; swapping names there too would undo the swap.
+                before, after = text[:offset], text[offset + len(found[0]):]
+                return super().swap_judgment(before) + line + super().swap_judgment(after)
+        return super().swap_judgment(text)
+
+
+@dataclass(frozen=True)
+class JudgeLMSingleFormat(JudgeLMFormat):
+    """JudgeLM-style single grading: first line one score on 1-10."""
+
+    num_scores: ClassVar[int] = 1
+
+    @property
+    def instruction(self) -> str:
+        return _SINGLE_INSTRUCTION
+
+    def user_prompt(self, sample: JudgeSample) -> str:
+        index = self._turn_index(sample)
+        parts = [f"[Question]\n{sample.question_turns[index]}\n\n"]
+        if self.with_reference:
+            parts.append(f"[Reference Answer]\n{self._reference_text(sample, index)}\n\n")
+        parts.append(
+            f"[The Start of the Assistant's Answer]\n{sample.answers[0].turns[index]}\n"
+            f"[The End of the Assistant's Answer]\n\n[System]\n{self.instruction}"
+        )
+        return "".join(parts)
+
+
+FORMATS: tuple[JudgeLMFormat, ...] = (
+    JudgeLMPairFormat(
+        name="judgelm-v1", family="judgelm", protocol="pairwise",
+        description="JudgeLM pairwise: first line 's1 s2' (1-10 each), then the explanation; winner from the scores",
+    ),
+    JudgeLMPairFormat(
+        name="judgelm-ref-v1", family="judgelm", protocol="pairwise", with_reference=True,
+        description="JudgeLM pairwise with a reference answer: first line 's1 s2', then the explanation",
+    ),
+    JudgeLMSingleFormat(
+        name="judgelm-single-v1", family="judgelm", protocol="single",
+        description="JudgeLM-style single grading: first line one score 1-10, then the explanation",
+    ),
+)
+"""The JudgeLM templates."""

@@ -1,0 +1,423 @@
+"""A Judge is a format plus a backend: samples in, one :class:`~judgetrain.types.Judgment` per sample out.
+
+The Judge renders each sample with its format, sends the chat requests to the backend in one call
+(so a batched backend sees every prompt at once and can sort them by length), parses every output
+with the same format and records exactly what was sent and what came back.
+
+Both orders. With ``both_orders=True`` a pairwise sample is judged as shown and with its two answers
+swapped (``judgetrain.data.augment.swap``). The swapped order's verdict is mapped back to the
+sample's own order (winner A <-> B, scores reversed, P(A) <-> P(B)), then the two are aggregated:
+agreement gives that verdict; disagreement gives a tie (policy ``"tie"``) or the outcome
+``"inconsistent"`` (policy ``"inconsistent"``), which is neither a verdict nor a failure. When either
+order has no verdict the aggregate carries that failure (an error before a parse failure): a parse
+failure is never turned into a tie. The per-sample Judgment keeps both per-order judgments:
+
+``judgment.meta["orders"]``
+    ``[original.to_dict(), swapped.to_dict()]`` — the original order first; the swapped one has
+    ``swapped=True`` and its verdict already mapped back (``raw_text`` and the critique are as the
+    judge wrote them, naming the answers in the order it saw them).
+``judgment.meta["both_orders"]``
+    ``{"policy": "tie" | "inconsistent", "outcome": "A" | "B" | "tie" | "inconsistent" |
+    "parse_failure" | "error", "consistent": bool | None, "original": winner | None,
+    "swapped": winner | None}`` — ``original`` / ``swapped`` are each order's winner in the sample's
+    own order (None when that order has no verdict); ``consistent`` is None unless both have one.
+
+:func:`per_order` and :class:`BothOrdersResult` read these back. Single-answer samples are judged
+once even with ``both_orders=True``.
+
+Other meta keys of a Judgment: ``template_version``; ``cached`` (the completion came from the result
+cache, so it cost nothing this run); ``cost_usd`` (when the backend prices calls); ``samples`` (one
+``{"text", "winner", "scores"}`` per sample when ``decoding.n > 1``, aggregated by majority winner and
+median scores); ``expected_score`` and ``scored_answer`` (for score-valued verdict probabilities: the
+expected first score, and which answer of the sample, 0-based, that score is about).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from judgetrain.formats.base import JudgeFormat
+from judgetrain.judging.backends.base import Backend, Completion, Decoding, Request
+from judgetrain.types import WINNERS, JudgeSample, Judgment, ParseFailure, Verdict, flip_winner
+
+DISAGREEMENT_POLICIES = ("tie", "inconsistent")
+"""What a both-orders disagreement becomes: a tie, or the outcome "inconsistent" kept on its own."""
+
+VERDICT_LINE_MAX_NEW_TOKENS = 32
+"""Default generation budget when only the verdict line of a verdict-first format is generated."""
+
+FULL_JUDGMENT_MAX_NEW_TOKENS = 512
+"""Default generation budget when the whole judgment (critique and verdict) is generated."""
+
+# Verdict-first families: the verdict option -> the text the judge's first generated token starts.
+# JudgeLM's first line starts with Assistant 1's score; PandaLM's first line is "1", "2" or "Tie".
+_SCORE_OPTIONS_1_TO_10 = {str(score): str(score) for score in range(1, 11)}
+_FAMILY_VERDICT_OPTIONS: dict[str, dict[str, str]] = {
+    "judgelm": _SCORE_OPTIONS_1_TO_10,
+    "pandalm": {"A": "1", "B": "2", "tie": "Tie"},
+}
+
+
+def verdict_options(fmt: JudgeFormat) -> dict[str, str] | None:
+    """The verdict options whose first-token probabilities a backend can read from one forward pass
+    over the prompt, or None when the format's verdict does not come first.
+
+    A format may define ``verdict_options()`` itself; otherwise the family table above is used."""
+    if not fmt.verdict_first:
+        return None
+    own = getattr(fmt, "verdict_options", None)
+    if callable(own):
+        return own()
+    options = _FAMILY_VERDICT_OPTIONS.get(fmt.family)
+    return dict(options) if options is not None else None
+
+
+def default_decoding(fmt: JudgeFormat, *, stop_at_verdict: bool = True, max_new_tokens: int | None = None) -> Decoding:
+    """Greedy decoding for ``fmt``: a verdict-first format stops after its verdict (its stop strings,
+    a short budget) unless ``stop_at_verdict`` is False; other formats generate the whole judgment."""
+    early = stop_at_verdict and fmt.verdict_first and bool(fmt.stop_strings())
+    budget = max_new_tokens or (VERDICT_LINE_MAX_NEW_TOKENS if early else FULL_JUDGMENT_MAX_NEW_TOKENS)
+    return Decoding(max_new_tokens=budget, stop=fmt.stop_strings() if early else (),
+                    logprobs=verdict_options(fmt) is not None)
+
+
+def _swap_sample(sample: JudgeSample) -> JudgeSample:
+    """The sample with its answers exchanged. Judgment texts are dropped first: judging never shows
+    them, and swapping them needs the template they were written in."""
+    from judgetrain.data.augment import swap
+
+    return swap(sample.replace(judgment=None, judgment_with_reference=None))
+
+
+def _swap_keys(values: Mapping[str, float] | None) -> dict[str, float] | None:
+    if values is None:
+        return None
+    return {flip_winner(k) if k in WINNERS else k: v for k, v in values.items()}
+
+
+def _mapped_back(verdict: Verdict) -> Verdict:
+    scores = tuple(reversed(verdict.scores)) if verdict.scores is not None else None
+    return Verdict(winner=flip_winner(verdict.winner), scores=scores, critique=verdict.critique,
+                   template=verdict.template, lenient=verdict.lenient)
+
+
+def _majority_winner(winners: Sequence[str | None]) -> str | None:
+    counts = Counter(w for w in winners if w is not None)
+    if not counts:
+        return None
+    ranked = counts.most_common()
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        # Equal votes for different winners: the samples do not prefer either answer.
+        return "tie"
+    return ranked[0][0]
+
+
+def _median_scores(all_scores: Sequence[tuple[float | None, ...]]) -> tuple[float | None, ...] | None:
+    if not all_scores:
+        return None
+    width = len(all_scores[0])
+    out: list[float | None] = []
+    for position in range(width):
+        values = [s[position] for s in all_scores if len(s) == width and s[position] is not None]
+        out.append(float(statistics.median(values)) if values else None)
+    return tuple(out)
+
+
+def _sum_or_none(values: Iterable[float | int | None]) -> Any:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+@dataclass(frozen=True)
+class BothOrdersResult:
+    """The both-orders record of one sample, read back from a Judgment's meta."""
+
+    policy: str
+    outcome: str
+    consistent: bool | None
+    original: Judgment
+    swapped: Judgment
+
+    @classmethod
+    def from_judgment(cls, judgment: Judgment) -> "BothOrdersResult | None":
+        """The record, or None when ``judgment`` was judged in one order only."""
+        info = judgment.meta.get("both_orders")
+        orders = judgment.meta.get("orders")
+        if not info or not orders:
+            return None
+        original, swapped = (o if isinstance(o, Judgment) else Judgment.from_dict(o) for o in orders)
+        return cls(policy=info["policy"], outcome=info["outcome"], consistent=info["consistent"],
+                   original=original, swapped=swapped)
+
+
+def per_order(judgment: Judgment) -> list[Judgment]:
+    """The per-order judgments of a both-orders Judgment (original first), or ``[judgment]``."""
+    orders = judgment.meta.get("orders")
+    if not orders:
+        return [judgment]
+    return [o if isinstance(o, Judgment) else Judgment.from_dict(o) for o in orders]
+
+
+def outcome_of(judgment: Judgment) -> str:
+    """One word for what a judgment says: its winner ("A" / "B" / "tie"), "score" for a grade,
+    "inconsistent", "parse_failure" or "error"."""
+    info = judgment.meta.get("both_orders")
+    if info and info.get("outcome") == "inconsistent":
+        return "inconsistent"
+    if judgment.error is not None:
+        return "error"
+    if judgment.parse_failure is not None:
+        return "parse_failure"
+    assert judgment.verdict is not None
+    return judgment.verdict.winner if judgment.verdict.winner is not None else "score"
+
+
+class Judge:
+    """A judge: ``format`` (a JudgeFormat or its name) + ``backend``.
+
+    Args:
+        format: the judge template; samples are rendered and outputs parsed with it.
+        backend: where requests go (``make_backend`` builds one from a spec).
+        decoding: decoding settings; None takes :func:`default_decoding`. For a verdict-first format
+            the format's stop strings are added when ``decoding.stop`` is empty and
+            ``stop_at_verdict`` is True.
+        both_orders: judge pairwise samples in both orders and aggregate (see the module doc).
+        disagreement_policy: ``"tie"`` or ``"inconsistent"``: what a both-orders disagreement becomes.
+        cache: a :class:`~judgetrain.judging.cache.ResultCache` or a path: finished calls are stored
+            and never repeated.
+        strict: parse with the strict parser only (default: strict, then lenient, and the verdict
+            says when only the lenient parser read it).
+        stop_at_verdict: for verdict-first formats, stop generating after the verdict.
+        verdict_probabilities: ask the backend for the verdict-token log-probabilities where the
+            format's verdict comes first.
+        progress: show a progress bar (tqdm) while the backend works.
+    """
+
+    def __init__(self, format: JudgeFormat | str, backend: Backend, decoding: Decoding | None = None, *,
+                 both_orders: bool = False, disagreement_policy: str = "tie", cache: Any = None,
+                 strict: bool = False, stop_at_verdict: bool = True, verdict_probabilities: bool = True,
+                 progress: bool = False):
+        if isinstance(format, str):
+            from judgetrain import formats
+
+            format = formats.get(format)
+        if disagreement_policy not in DISAGREEMENT_POLICIES:
+            raise ValueError(f"disagreement_policy must be one of {DISAGREEMENT_POLICIES}, got {disagreement_policy!r}")
+        self.format = format
+        self.both_orders = both_orders
+        self.disagreement_policy = disagreement_policy
+        self.strict = strict
+        self.progress = progress
+        self.verdict_options = verdict_options(format) if verdict_probabilities else None
+        if decoding is None:
+            decoding = default_decoding(format, stop_at_verdict=stop_at_verdict)
+        elif stop_at_verdict and format.verdict_first and not decoding.stop and format.stop_strings():
+            decoding = Decoding(**{**decoding.to_dict(), "stop": format.stop_strings()})
+        if self.verdict_options is not None and not decoding.logprobs:
+            decoding = Decoding(**{**decoding.to_dict(), "logprobs": True})
+        if self.verdict_options is None and decoding.logprobs:
+            decoding = Decoding(**{**decoding.to_dict(), "logprobs": False})
+        self.decoding = decoding
+        if cache is not None:
+            from judgetrain.judging.cache import CachingBackend
+
+            backend = backend if isinstance(backend, CachingBackend) else CachingBackend(backend, cache)
+        self.backend = backend
+
+    # --- requests ----------------------------------------------------------------------------
+    def shown_samples(self, sample: JudgeSample) -> list[JudgeSample]:
+        """The sample as shown to the judge: once, or as is and swapped for a both-orders pairwise judge."""
+        if self.both_orders and sample.protocol == "pairwise":
+            return [sample, _swap_sample(sample)]
+        return [sample]
+
+    def request(self, shown: JudgeSample) -> Request:
+        """The chat request for one shown sample (the format's prompt messages, no target)."""
+        messages = tuple(self.format.render(shown, include_target=False))
+        return Request(messages=messages, decoding=self.decoding, verdict_options=self.verdict_options)
+
+    # --- judging ------------------------------------------------------------------------------
+    def judge(self, samples: Sequence[JudgeSample]) -> list[Judgment]:
+        """One Judgment per sample, in order. Every sample is checked against the format before any
+        call is made, so a bad sample fails fast (ValueError naming it)."""
+        plan: list[tuple[int, bool]] = []  # (sample index, swapped) per request
+        requests: list[Request] = []
+        for index, sample in enumerate(samples):
+            for shown in self.shown_samples(sample):
+                requests.append(self.request(shown))
+                plan.append((index, shown is not sample))
+        completions = self._generate(requests)
+        per_sample: list[list[Judgment]] = [[] for _ in samples]
+        for (index, swapped), request, completion in zip(plan, requests, completions):
+            per_sample[index].append(self.judgment_of(samples[index], request, completion, swapped=swapped))
+        return [parts[0] if len(parts) == 1 else self.aggregate(samples[i], parts[0], parts[1])
+                for i, parts in enumerate(per_sample)]
+
+    def _generate(self, requests: list[Request]) -> list[Completion]:
+        out: list[Completion | None] = [None] * len(requests)
+        stream = self.backend.generate_iter(requests)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            stream = tqdm(stream, total=len(requests), desc=f"judging ({self.format.name})", unit="call")
+        for index, completion in stream:
+            out[index] = completion
+        missing = [i for i, c in enumerate(out) if c is None]
+        assert not missing, f"backend {self.backend.name} gave no completion for requests {missing[:5]}"
+        return out  # type: ignore[return-value]
+
+    def parse(self, text: str) -> Verdict | ParseFailure:
+        return self.format.parse(text, strict=self.strict)
+
+    def judgment_of(self, sample: JudgeSample, request: Request, completion: Completion, *, swapped: bool = False) -> Judgment:
+        """The Judgment of one completion of ``request`` for ``sample`` (shown swapped or not)."""
+        meta: dict[str, Any] = {"template_version": self.format.version, "cached": completion.cached}
+        if completion.cost_usd is not None:
+            meta["cost_usd"] = completion.cost_usd
+        common = dict(
+            sample_id=sample.id, template=self.format.name, raw_text=completion.text, swapped=swapped,
+            prompt_messages=request.messages, prompt_text=completion.prompt_text, backend=self.backend.name,
+            model=self.backend.model_id, decoding=request.decoding.to_dict(), latency_seconds=completion.latency_seconds,
+            tokens_in=completion.tokens_in, tokens_out=completion.tokens_out,
+        )
+        if completion.error is not None:
+            return Judgment(error=completion.error, meta=meta, **common)
+        result = self._read_texts(completion, meta)
+        logprobs, probabilities = self._probabilities(completion, meta, swapped=swapped, single=sample.protocol == "single")
+        if isinstance(result, Verdict) and swapped:
+            result = _mapped_back(result)
+        fields = {"verdict": result} if isinstance(result, Verdict) else {"parse_failure": result}
+        return Judgment(verdict_logprobs=logprobs, verdict_probabilities=probabilities, meta=meta, **fields, **common)
+
+    def _read_texts(self, completion: Completion, meta: dict[str, Any]) -> Verdict | ParseFailure:
+        texts = completion.texts or [completion.text]
+        first = self.parse(completion.text or texts[0])
+        if len(texts) <= 1:
+            return first
+        # n samples (an API judge that drifts): majority winner, median scores.
+        parsed = [self.parse(t) for t in texts]
+        meta["samples"] = [
+            {"text": t, "winner": p.winner if isinstance(p, Verdict) else None,
+             "scores": list(p.scores) if isinstance(p, Verdict) and p.scores is not None else None}
+            for t, p in zip(texts, parsed)
+        ]
+        verdicts = [p for p in parsed if isinstance(p, Verdict)]
+        if not verdicts:
+            return first
+        winner = _majority_winner([v.winner for v in verdicts])
+        scores = _median_scores([v.scores for v in verdicts if v.scores is not None])
+        critique_from = next((v for v in verdicts if v.winner == winner), verdicts[0])
+        return Verdict(winner=winner, scores=scores, critique=critique_from.critique, template=self.format.name,
+                       lenient=any(v.lenient for v in verdicts))
+
+    def _probabilities(self, completion: Completion, meta: dict[str, Any], *, swapped: bool,
+                       single: bool) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+        logprobs = completion.verdict_logprobs
+        if not logprobs:
+            return None, None
+        finite = {k: v for k, v in logprobs.items() if v is not None and math.isfinite(v)}
+        if not finite:
+            return dict(logprobs), None
+        top = max(finite.values())
+        weights = {k: math.exp(v - top) for k, v in finite.items()}
+        total = sum(weights.values())
+        probabilities = {k: w / total for k, w in weights.items()}
+        if set(probabilities) <= set(WINNERS):
+            if swapped:
+                return _swap_keys(logprobs), _swap_keys(probabilities)
+            return dict(logprobs), probabilities
+        try:
+            meta["expected_score"] = sum(float(k) * p for k, p in probabilities.items())
+        except ValueError:  # options that are neither winners nor numbers: no expectation
+            return dict(logprobs), probabilities
+        # The first generated number grades the answer shown first: the sample's second when swapped.
+        meta["scored_answer"] = 0 if single or not swapped else 1
+        return dict(logprobs), probabilities
+
+    # --- both orders --------------------------------------------------------------------------
+    def aggregate(self, sample: JudgeSample, original: Judgment, swapped: Judgment) -> Judgment:
+        """The per-sample Judgment of a both-orders judge (see the module doc for the meta layout)."""
+        policy = self.disagreement_policy
+        first, second = original.winner, swapped.winner
+        consistent = (first == second) if first is not None and second is not None else None
+        meta: dict[str, Any] = {
+            "template_version": self.format.version,
+            "cached": bool(original.meta.get("cached")) and bool(swapped.meta.get("cached")),
+            "orders": [original.to_dict(), swapped.to_dict()],
+        }
+        cost = _sum_or_none([original.meta.get("cost_usd"), swapped.meta.get("cost_usd")])
+        if cost is not None:
+            meta["cost_usd"] = cost
+        common = dict(
+            sample_id=sample.id, template=self.format.name, raw_text=original.raw_text, swapped=False,
+            prompt_messages=original.prompt_messages, prompt_text=original.prompt_text, backend=original.backend,
+            model=original.model, decoding=original.decoding,
+            latency_seconds=_sum_or_none([original.latency_seconds, swapped.latency_seconds]),
+            tokens_in=_sum_or_none([original.tokens_in, swapped.tokens_in]),
+            tokens_out=_sum_or_none([original.tokens_out, swapped.tokens_out]),
+        )
+        fields: dict[str, Any]
+        errors = [f"{name} order: {j.error}" for name, j in (("original", original), ("swapped", swapped)) if j.error is not None]
+        failures = [(name, j) for name, j in (("original", original), ("swapped", swapped)) if j.parse_failure is not None]
+        if errors:
+            outcome, fields = "error", {"error": "; ".join(errors)}
+        elif failures:
+            name, failed = failures[0]
+            assert failed.parse_failure is not None
+            outcome = "parse_failure"
+            fields = {"parse_failure": ParseFailure(raw_text=failed.raw_text, reason=f"{name} order: {failed.parse_failure.reason}",
+                                                    template=failed.parse_failure.template)}
+        elif consistent is False and policy == "inconsistent":
+            outcome, fields = "inconsistent", {}
+        else:
+            assert original.verdict is not None and swapped.verdict is not None
+            winner = first if consistent else ("tie" if consistent is False else first)
+            outcome = winner if winner is not None else "score"
+            fields = {"verdict": Verdict(winner=winner, scores=self._mean_scores(original.verdict, swapped.verdict),
+                                         critique=original.verdict.critique, template=self.format.name,
+                                         lenient=original.verdict.lenient or swapped.verdict.lenient)}
+        meta["both_orders"] = {"policy": policy, "outcome": outcome, "consistent": consistent,
+                               "original": first, "swapped": second}
+        probabilities = self._mean_winner_probabilities(original, swapped)
+        return Judgment(verdict_probabilities=probabilities, meta=meta, **fields, **common)
+
+    @staticmethod
+    def _mean_scores(first: Verdict, second: Verdict) -> tuple[float | None, ...] | None:
+        a, b = first.scores, second.scores
+        if a is None or b is None or len(a) != len(b) or any(s is None for s in a + b):
+            return a
+        return tuple((x + y) / 2 for x, y in zip(a, b))  # type: ignore[operator]
+
+    @staticmethod
+    def _mean_winner_probabilities(first: Judgment, second: Judgment) -> dict[str, float] | None:
+        p, q = first.verdict_probabilities, second.verdict_probabilities
+        if not p or not q or not set(p) <= set(WINNERS) or set(p) != set(q):
+            return None
+        return {k: (p[k] + q[k]) / 2 for k in p}
+
+
+def summarize(judgments: Sequence[Judgment]) -> dict[str, Any]:
+    """Counts for a run: outcomes, parse failures, errors, both-orders consistency, tokens, cost."""
+    outcomes = Counter(outcome_of(j) for j in judgments)
+    both = [j.meta["both_orders"] for j in judgments if j.meta.get("both_orders")]
+    comparable = [b for b in both if b.get("consistent") is not None]
+    calls = [part for j in judgments for part in per_order(j)]
+    return {
+        "num_judgments": len(judgments),
+        "outcomes": dict(sorted(outcomes.items())),
+        "num_parse_failures": outcomes.get("parse_failure", 0),
+        "num_errors": outcomes.get("error", 0),
+        "num_lenient": sum(1 for j in judgments if j.verdict is not None and j.verdict.lenient),
+        "num_calls": len(calls),
+        "num_cached_calls": sum(1 for c in calls if c.meta.get("cached")),
+        "both_orders_items": len(both),
+        "consistency": (sum(1 for b in comparable if b["consistent"]) / len(comparable)) if comparable else None,
+        "tokens_in": _sum_or_none(c.tokens_in for c in calls),
+        "tokens_out": _sum_or_none(c.tokens_out for c in calls),
+        # A cached call was paid for by an earlier run.
+        "cost_usd": _sum_or_none(c.meta.get("cost_usd") for c in calls if not c.meta.get("cached")),
+    }

@@ -1,0 +1,678 @@
+"""Judge metrics, each with its exact definition and the paper or code whose number it matches.
+
+Conventions shared by every function here:
+
+* A pairwise verdict is ``"A"`` (the first answer of the sample, in the sample's own order),
+  ``"B"`` or ``"tie"``; ``None`` is a parse failure. Verdicts of the swapped order are given
+  **already mapped back** to the sample's order (a judge that saw B first and preferred it
+  is recorded as ``"B"``), as :class:`~judgetrain.types.Judgment` stores them.
+* Parse failures follow an explicit policy (:data:`PARSE_FAILURE_POLICIES`):
+  ``"wrong"`` (default) keeps the item and counts the failure as a wrong / inconsistent
+  verdict; ``"exclude"`` drops the item from that metric. A failure is never read as a tie.
+* Rates are fractions in [0, 1]. A rate over zero items is ``None`` (not applicable), never 0.
+* Every rate is a mean of a per-item value (the ``*_per_item`` functions, NaN = excluded), so the
+  overall figure is the micro average over items (Auto-J's convention for its groups) and the
+  bootstrap resamples items.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+PARSE_FAILURE_POLICIES = ("wrong", "exclude")
+"""``wrong``: a parse failure is kept and counts against the judge; ``exclude``: the item is dropped."""
+
+WINNER_CLASSES = ("A", "B", "tie")
+
+Winner = str | None
+"""A pairwise verdict: "A", "B", "tie", or None for a parse failure."""
+
+
+def check_policy(policy: str) -> str:
+    """Return ``policy`` when it is a known parse-failure policy, else raise ValueError."""
+    if policy not in PARSE_FAILURE_POLICIES:
+        raise ValueError(f"unknown parse-failure policy {policy!r}; use one of {PARSE_FAILURE_POLICIES}")
+    return policy
+
+
+def _check_winners(values: Sequence[Winner], name: str, allow_none: bool = True) -> None:
+    for i, value in enumerate(values):
+        if value is None and allow_none:
+            continue
+        if value not in WINNER_CLASSES:
+            raise ValueError(f"{name}[{i}]: expected one of {WINNER_CLASSES}{' or None' if allow_none else ''}, got {value!r}")
+
+
+def _same_length(**sequences: Sequence[Any]) -> int:
+    lengths = {name: len(seq) for name, seq in sequences.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"sequences must have one value per item; lengths differ: {lengths}")
+    return next(iter(lengths.values()), 0)
+
+
+def flip(winner: Winner) -> Winner:
+    """The verdict as seen with the two answers swapped ("A" <-> "B"; tie and None unchanged)."""
+    return {"A": "B", "B": "A"}.get(winner, winner) if winner is not None else None
+
+
+def _rate(per_item: np.ndarray) -> float | None:
+    kept = per_item[~np.isnan(per_item)]
+    return float(kept.mean()) if kept.size else None
+
+
+# --- per-item values -------------------------------------------------------------------------
+
+def correct_per_item(predicted: Sequence[Winner], gold: Sequence[str], policy: str = "wrong") -> np.ndarray:
+    """1.0 where the verdict equals the gold label, 0.0 where not; a parse failure is 0.0
+    (policy ``wrong``) or NaN (``exclude``)."""
+    check_policy(policy)
+    _same_length(predicted=predicted, gold=gold)
+    _check_winners(predicted, "predicted")
+    _check_winners(gold, "gold", allow_none=False)
+    out = np.empty(len(gold))
+    for i, (p, g) in enumerate(zip(predicted, gold)):
+        out[i] = (math.nan if policy == "exclude" else 0.0) if p is None else float(p == g)
+    return out
+
+
+def both_orders_correct_per_item(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner],
+                                 gold: Sequence[str], policy: str = "wrong") -> np.ndarray:
+    """1.0 where the verdict is correct in the original AND in the swapped order (mapped back).
+
+    Anchor: Auto-J ``codes/leaderboard/pairwise_eval.py`` ("agreement" of a pairwise judge counts
+    ``correct_both``: ``pred == pred_exchange == gt``). A failure in either order: 0.0 / NaN."""
+    check_policy(policy)
+    _same_length(predicted=predicted, predicted_swapped=predicted_swapped, gold=gold)
+    _check_winners(predicted, "predicted")
+    _check_winners(predicted_swapped, "predicted_swapped")
+    out = np.empty(len(gold))
+    for i, (p, q, g) in enumerate(zip(predicted, predicted_swapped, gold)):
+        if p is None or q is None:
+            out[i] = math.nan if policy == "exclude" else 0.0
+        else:
+            out[i] = float(p == g and q == g)
+    return out
+
+
+def consistent_per_item(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner],
+                        policy: str = "wrong") -> np.ndarray:
+    """1.0 where the judge gives the same verdict after the answers are swapped (mapped back).
+
+    Anchors: JudgeLM ``eval_model_judgement.py`` ``consistency`` (``same / n``), Auto-J
+    ``consistency`` (``1 - exchange_dont_agree / total``), LLMBar "positional agreement rate".
+    A failure in either order is inconsistent (``wrong``) or dropped (``exclude``)."""
+    check_policy(policy)
+    _same_length(predicted=predicted, predicted_swapped=predicted_swapped)
+    _check_winners(predicted, "predicted")
+    _check_winners(predicted_swapped, "predicted_swapped")
+    out = np.empty(len(predicted))
+    for i, (p, q) in enumerate(zip(predicted, predicted_swapped)):
+        out[i] = (math.nan if policy == "exclude" else 0.0) if p is None or q is None else float(p == q)
+    return out
+
+
+_SIGN = {"A": 1, "B": -1, "tie": 0}
+
+
+def position_preference_per_item(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner],
+                                 policy: str = "wrong") -> np.ndarray:
+    """+1 where an inconsistent judge leaned to the answer shown first, -1 to the one shown second,
+    0 where it was consistent; NaN for a parse failure under ``exclude`` (0 under ``wrong``: a
+    failure is no preference, but the item stays in the denominator).
+
+    Anchor: JudgeLM ``eval_model_judgement.py``. With a = +1 for A, -1 for B, 0 for a tie (in the
+    sample's order), the first position got ``a1`` in the original order and ``-a2`` in the swapped
+    one (B was shown first), so ``a1 - a2 > 0`` is JudgeLM's ``perfer_before`` case (A>B then B>A,
+    A>B then tie, tie then B>A) and ``< 0`` its ``perfer_after``."""
+    check_policy(policy)
+    _same_length(predicted=predicted, predicted_swapped=predicted_swapped)
+    _check_winners(predicted, "predicted")
+    _check_winners(predicted_swapped, "predicted_swapped")
+    out = np.empty(len(predicted))
+    for i, (p, q) in enumerate(zip(predicted, predicted_swapped)):
+        if p is None or q is None:
+            out[i] = math.nan if policy == "exclude" else 0.0
+        else:
+            out[i] = float(np.sign(_SIGN[p] - _SIGN[q]))
+    return out
+
+
+def llmbar_correct_per_item(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner],
+                            gold: Sequence[str], policy: str = "wrong") -> np.ndarray:
+    """The mean of the two orders' correctness for each item (0, 0.5 or 1).
+
+    Anchor: LLMBar (Zeng et al. 2024) reports accuracy as the average of the accuracies of the two
+    presentation orders; its mean over items is exactly that average. Under ``wrong`` a failed order
+    scores 0; under ``exclude`` an item with a failure in either order is dropped, so both orders
+    are averaged over the same items."""
+    first = correct_per_item(predicted, gold, "wrong")
+    second = correct_per_item(predicted_swapped, gold, "wrong")
+    out = (first + second) / 2
+    if check_policy(policy) == "exclude":
+        failed = np.array([p is None or q is None for p, q in zip(predicted, predicted_swapped)], dtype=bool)
+        out[failed] = math.nan
+    return out
+
+
+def judgebench_correct_per_item(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner],
+                                gold: Sequence[str], policy: str = "wrong") -> np.ndarray:
+    """1.0 where JudgeBench counts the pair correct: +1 for each order whose verdict matches the
+    label, -1 for each order matching the flipped label, 0 for a tie or a parse failure; the pair is
+    correct when the sum is > 0.
+
+    Anchor: JudgeBench ``utils/metrics.py`` ``compute_final_metrics(reverse_order=True)`` (there a
+    missing decision is None and adds 0). Policy ``wrong`` is exactly that code: a failure adds 0, so
+    one correct order plus one failure still scores. ``exclude`` drops pairs with any failure.
+    JudgeBench labels have no ties; a tie label is an error."""
+    check_policy(policy)
+    _same_length(predicted=predicted, predicted_swapped=predicted_swapped, gold=gold)
+    _check_winners(predicted, "predicted")
+    _check_winners(predicted_swapped, "predicted_swapped")
+    out = np.empty(len(gold))
+    for i, (p, q, g) in enumerate(zip(predicted, predicted_swapped, gold)):
+        if g not in ("A", "B"):
+            raise ValueError(f"gold[{i}]: JudgeBench labels are A or B, got {g!r}")
+        if policy == "exclude" and (p is None or q is None):
+            out[i] = math.nan
+            continue
+        counter = sum(1 if v == g else -1 if v == flip(g) else 0 for v in (p, q))
+        out[i] = float(counter > 0)
+    return out
+
+
+def parse_failed_per_item(*orders: Sequence[Any]) -> np.ndarray:
+    """The share of each item's judge calls that did not parse (0, 0.5 or 1 with two orders).
+
+    Every order of every item is one judge call, so the mean over items is the share of failed
+    calls. Parse failures are counted under both policies: this rate is what the policy acts on."""
+    if not orders:
+        raise ValueError("parse_failed_per_item needs at least one order of verdicts")
+    num_items = _same_length(**{f"order{i}": o for i, o in enumerate(orders)})
+    failed = np.zeros(num_items)
+    for order in orders:
+        failed += np.array([v is None for v in order], dtype=float)
+    return failed / len(orders)
+
+
+def grade_pair_correct_per_item(chosen_scores: Sequence[float | None], rejected_scores: Sequence[float | None],
+                                policy: str = "wrong") -> np.ndarray:
+    """1.0 where the chosen answer got a strictly higher grade than the rejected one.
+
+    Anchor: prometheus-eval ``eval/utils.py`` ``calculate_one_abs_acc`` (HHH alignment with absolute
+    grading): equal grades are wrong; a missing grade is wrong (``wrong``) or dropped (``exclude``)."""
+    check_policy(policy)
+    _same_length(chosen_scores=chosen_scores, rejected_scores=rejected_scores)
+    out = np.empty(len(chosen_scores))
+    for i, (c, r) in enumerate(zip(chosen_scores, rejected_scores)):
+        if c is None or r is None:
+            out[i] = math.nan if policy == "exclude" else 0.0
+        else:
+            out[i] = float(c > r)
+    return out
+
+
+# --- rates -----------------------------------------------------------------------------------
+
+def accuracy(predicted: Sequence[Winner], gold: Sequence[str], policy: str = "wrong") -> float | None:
+    """Share of items whose (single-order) verdict equals the gold label.
+
+    Anchor: JudgeLM's "agreement" (``accuracy_score`` in ``eval_model_judgement.py``); PandaLM's
+    accuracy; Auto-J's single-order agreement."""
+    return _rate(correct_per_item(predicted, gold, policy))
+
+
+def both_orders_agreement(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner],
+                          gold: Sequence[str], policy: str = "wrong") -> float | None:
+    """Share of items correct in both orders (Auto-J's pairwise "agreement")."""
+    return _rate(both_orders_correct_per_item(predicted, predicted_swapped, gold, policy))
+
+
+def consistency(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner], policy: str = "wrong") -> float | None:
+    """Share of items with the same verdict after the swap, mapped back (JudgeLM / Auto-J
+    "consistency"; LLMBar "positional agreement")."""
+    return _rate(consistent_per_item(predicted, predicted_swapped, policy))
+
+
+positional_agreement = consistency
+"""LLMBar's name for :func:`consistency`: the share of items with the same verdict in both orders."""
+
+
+def prefer_first_rate(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner], policy: str = "wrong") -> float | None:
+    """Share of items where the judge leaned to the first-shown answer (JudgeLM ``perfer_before_rate``)."""
+    pref = position_preference_per_item(predicted, predicted_swapped, policy)
+    return _rate(np.where(np.isnan(pref), np.nan, (pref > 0).astype(float)))
+
+
+def prefer_second_rate(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner], policy: str = "wrong") -> float | None:
+    """Share of items where the judge leaned to the second-shown answer (JudgeLM ``perfer_after_rate``)."""
+    pref = position_preference_per_item(predicted, predicted_swapped, policy)
+    return _rate(np.where(np.isnan(pref), np.nan, (pref < 0).astype(float)))
+
+
+def llmbar_accuracy(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner], gold: Sequence[str],
+                    policy: str = "wrong") -> float | None:
+    """LLMBar accuracy: the mean of the two orders' accuracies."""
+    return _rate(llmbar_correct_per_item(predicted, predicted_swapped, gold, policy))
+
+
+def judgebench_score(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner], gold: Sequence[str],
+                     policy: str = "wrong") -> float | None:
+    """JudgeBench's score: the share of pairs whose two-order sum is > 0 (see
+    :func:`judgebench_correct_per_item`). JudgeBench prints it in percent; this is a fraction."""
+    return _rate(judgebench_correct_per_item(predicted, predicted_swapped, gold, policy))
+
+
+def parse_failure_rate(*orders: Sequence[Any]) -> float | None:
+    """Share of judge calls (each order of each item is one call) whose output did not parse."""
+    return _rate(parse_failed_per_item(*orders))
+
+
+def macro_precision_recall_f1(predicted: Sequence[Winner], gold: Sequence[str],
+                              policy: str = "wrong") -> tuple[float | None, float | None, float | None]:
+    """Macro-averaged precision, recall and F1 over the verdict classes.
+
+    Anchor: JudgeLM ``eval_model_judgement.py`` (sklearn ``precision_score`` / ``recall_score`` /
+    ``f1_score`` with ``average="macro"``): the classes averaged are those of {A, B, tie} present in
+    the gold labels or the parsed verdicts, and a 0/0 precision or recall counts as 0 (sklearn's
+    ``zero_division`` default). F1 is the mean of the per-class F1 scores, not the F1 of the means.
+    A parse failure under ``wrong`` is a miss for its gold class (lowers that class's recall) and is
+    no class's prediction; under ``exclude`` the item is dropped."""
+    check_policy(policy)
+    _same_length(predicted=predicted, gold=gold)
+    _check_winners(predicted, "predicted")
+    _check_winners(gold, "gold", allow_none=False)
+    pairs = [(p, g) for p, g in zip(predicted, gold) if not (p is None and policy == "exclude")]
+    if not pairs:
+        return None, None, None
+    classes = [c for c in WINNER_CLASSES if any(g == c or p == c for p, g in pairs)]
+    precisions, recalls, f1s = [], [], []
+    for c in classes:
+        true_positive = sum(1 for p, g in pairs if p == c and g == c)
+        predicted_c = sum(1 for p, _ in pairs if p == c)
+        gold_c = sum(1 for _, g in pairs if g == c)
+        precision = true_positive / predicted_c if predicted_c else 0.0
+        recall = true_positive / gold_c if gold_c else 0.0
+        precisions.append(precision)
+        recalls.append(recall)
+        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return float(np.mean(precisions)), float(np.mean(recalls)), float(np.mean(f1s))
+
+
+_FAILED = "<parse failure>"
+
+
+def cohen_kappa(predicted: Sequence[Winner], gold: Sequence[str], policy: str = "wrong") -> float | None:
+    """Cohen's kappa between the judge's verdicts and the gold labels:
+    ``(p_o - p_e) / (1 - p_e)`` with ``p_o`` the observed agreement and ``p_e`` the agreement expected
+    from the two marginal distributions (Cohen 1960; sklearn ``cohen_kappa_score``). Under ``wrong``
+    a parse failure is a category of its own (it never agrees with a label); under ``exclude`` it is
+    dropped. None when there are no items or ``p_e == 1`` (both raters constant and equal)."""
+    check_policy(policy)
+    _same_length(predicted=predicted, gold=gold)
+    _check_winners(predicted, "predicted")
+    pairs = [(_FAILED if p is None else p, g) for p, g in zip(predicted, gold) if not (p is None and policy == "exclude")]
+    if not pairs:
+        return None
+    n = len(pairs)
+    observed = sum(1 for p, g in pairs if p == g) / n
+    categories = {p for p, _ in pairs} | {g for _, g in pairs}
+    expected = sum((sum(1 for p, _ in pairs if p == c) / n) * (sum(1 for _, g in pairs if g == c) / n) for c in categories)
+    if math.isclose(expected, 1.0):
+        return None
+    return (observed - expected) / (1 - expected)
+
+
+def confusion_matrix(predicted: Sequence[Winner], gold: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Counts ``matrix[gold][predicted]`` over {A, B, tie}, with parse failures in their own column
+    ``"parse_failure"`` (they are shown, whatever the policy)."""
+    _same_length(predicted=predicted, gold=gold)
+    matrix = {g: {p: 0 for p in (*WINNER_CLASSES, "parse_failure")} for g in WINNER_CLASSES}
+    for p, g in zip(predicted, gold):
+        matrix[g]["parse_failure" if p is None else p] += 1
+    return matrix
+
+
+def correlations(predicted_scores: Sequence[float | None], gold_scores: Sequence[float]) -> dict[str, float | None]:
+    """Pearson, Spearman and Kendall (tau-b) correlation of the judge's grades with the gold grades
+    (scipy.stats ``pearsonr`` / ``spearmanr`` / ``kendalltau``).
+
+    Anchor: prometheus-eval ``eval/utils.py`` ``calculate_correlations`` (Prometheus papers report
+    Pearson against the mean of GPT-4's three grades). Items without a parsed grade cannot enter a
+    correlation under either policy: they are left out here and counted by ``parse_failure_rate``.
+    A coefficient is None with fewer than 2 graded items or a constant input."""
+    from scipy import stats
+
+    _same_length(predicted_scores=predicted_scores, gold_scores=gold_scores)
+    pairs = [(float(p), float(g)) for p, g in zip(predicted_scores, gold_scores) if p is not None and g is not None]
+    result: dict[str, float | None] = {"pearson": None, "spearman": None, "kendall": None}
+    if len(pairs) < 2:
+        return result
+    x = np.array([p for p, _ in pairs])
+    y = np.array([g for _, g in pairs])
+    if np.all(x == x[0]) or np.all(y == y[0]):
+        return result
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, fn in (("pearson", stats.pearsonr), ("spearman", stats.spearmanr), ("kendall", stats.kendalltau)):
+            value = float(fn(x, y)[0])
+            result[name] = None if math.isnan(value) else value
+    return result
+
+
+# --- both orders into one vote ----------------------------------------------------------------
+
+def combine_orders(predicted: Winner, predicted_swapped: Winner) -> Winner:
+    """One vote from the two orders, FastChat's conservative rule (MT-bench paper, §3.4): the
+    verdict when both orders agree, a tie when they disagree; None when either failed to parse."""
+    if predicted is None or predicted_swapped is None:
+        return None
+    return predicted if predicted == predicted_swapped else "tie"
+
+
+# --- MT-bench agreement ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Vote:
+    """One pairwise vote on an MT-bench question, FastChat's record (``winner`` "A" / "B" / "tie",
+    in the order ``model_a``, ``model_b``; None for a judge output that did not parse).
+
+    ``judge`` names who voted (``"human"`` for every expert, ``"gpt4-pair"``, a judge name …)."""
+
+    question_id: Any
+    model_a: str
+    model_b: str
+    turn: int
+    judge: str
+    winner: Winner
+
+
+def mtbench_vote_key(vote: Vote) -> tuple[tuple[Any, str, str], Winner]:
+    """FastChat ``get_mt_bench_votes_data``: the key is (question_id, the model names sorted); when
+    the pair is stored the other way round the winner is reverted so it reads in key order."""
+    if vote.model_a < vote.model_b:
+        return (vote.question_id, vote.model_a, vote.model_b), vote.winner
+    return (vote.question_id, vote.model_b, vote.model_a), flip(vote.winner)
+
+
+def mtbench_agreement(votes: Iterable[Vote], judge: str, reference: str, *, turn: int, with_ties: bool,
+                      policy: str = "wrong") -> tuple[int, int]:
+    """(agreeing comparisons, compared comparisons) between two judges on one MT-bench turn.
+
+    Anchor: FastChat ``fastchat/llm_judge/compute_agreement.py`` (MT-bench paper Table 2):
+
+    * votes are grouped by key (question, sorted model pair) within the turn (:func:`mtbench_vote_key`);
+    * ``judge`` must have at most one vote per key (FastChat asserts it); each vote of ``reference``
+      on the same key is one comparison, so a pair with three expert votes counts three times;
+    * when ``judge == reference`` (human-human), every pair of distinct votes on a key is one comparison;
+    * S1 (``with_ties=True``) keeps every comparison; S2 (``with_ties=False``) drops a comparison when
+      either vote is a tie (FastChat's ``ban=["tie"]``; every tie kind, e.g. "tie (bothbad)", was
+      already mapped to "tie");
+    * a comparison agrees when the two winners are equal.
+
+    A vote that did not parse (winner None) is a disagreement that S2 keeps (``wrong``) or is left out
+    (``exclude``)."""
+    check_policy(policy)
+    by_key: dict[tuple, dict[str, list[Winner]]] = defaultdict(lambda: defaultdict(list))
+    for vote in votes:
+        if vote.turn != turn:
+            continue
+        key, winner = mtbench_vote_key(vote)
+        by_key[key][vote.judge].append(winner)
+
+    def banned(winner: Winner) -> bool:
+        if winner is None:
+            return policy == "exclude"
+        return not with_ties and winner == "tie"
+
+    agree = total = 0
+    for key, judges in by_key.items():
+        if judge == reference:
+            own = judges.get(judge, [])
+            comparisons = [(own[i], own[j]) for i in range(len(own)) for j in range(i + 1, len(own))]
+        else:
+            if judge not in judges or reference not in judges:
+                continue
+            if len(judges[judge]) != 1:
+                raise ValueError(f"judge {judge!r} has {len(judges[judge])} votes on {key} turn {turn}; expected one")
+            comparisons = [(judges[judge][0], other) for other in judges[reference]]
+        for a, b in comparisons:
+            if banned(a) or banned(b):
+                continue
+            total += 1
+            agree += int(a is not None and a == b)
+    return agree, total
+
+
+def mtbench_agreement_items(votes: Sequence[Vote], judge: str, reference: str, *, turn: int, with_ties: bool,
+                            policy: str = "wrong") -> np.ndarray:
+    """The comparisons of :func:`mtbench_agreement` as a 0/1 array (for bootstrapping); its mean is
+    the agreement and its length the comparison count."""
+    agree, total = mtbench_agreement(votes, judge, reference, turn=turn, with_ties=with_ties, policy=policy)
+    return np.concatenate([np.ones(agree), np.zeros(total - agree)])
+
+
+# --- win rates ---------------------------------------------------------------------------------
+
+def win_rates(matches: Iterable[tuple[str, str, Winner, Winner]]) -> dict[str, dict[str, float]]:
+    """Per-model wins, losses, ties, win rate and adjusted win rate (a tie counts 0.5).
+
+    Anchor: FastChat ``fastchat/llm_judge/show_result.py`` ``display_result_pairwise``. Each match is
+    (model_1, model_2, g1_winner, g2_winner), both winners in model_1/model_2 terms ("A" = model_1).
+    The match is a tie for both models when ``g1_winner`` is a tie or the two orders disagree;
+    otherwise the winner gets a win and the loser a loss. A match with a parse failure in either order
+    is left out, as FastChat drops its "error" rows.
+    ``win_rate = win / (win + loss + tie)``, ``win_rate_adjusted = (win + 0.5 tie) / (win + loss + tie)``."""
+    counts: dict[str, dict[str, float]] = defaultdict(lambda: {"win": 0, "loss": 0, "tie": 0})
+    for model_1, model_2, g1, g2 in matches:
+        if g1 is None or g2 is None:
+            continue
+        if g1 == "tie" or g1 != g2:
+            counts[model_1]["tie"] += 1
+            counts[model_2]["tie"] += 1
+        else:
+            winner, loser = (model_1, model_2) if g1 == "A" else (model_2, model_1)
+            counts[winner]["win"] += 1
+            counts[loser]["loss"] += 1
+    out = {}
+    for model, c in sorted(counts.items()):
+        total = c["win"] + c["loss"] + c["tie"]
+        out[model] = {**c, "win_rate": c["win"] / total, "loss_rate": c["loss"] / total,
+                      "win_rate_adjusted": (c["win"] + 0.5 * c["tie"]) / total}
+    return out
+
+
+# --- bootstrap --------------------------------------------------------------------------------
+
+DEFAULT_BOOTSTRAP_RESAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A metric's value with its bootstrap interval and the number of items behind it.
+
+    ``value`` is None when the metric had no items to work on (an empty group, every item excluded)."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    num_items: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "low": self.low, "high": self.high, "num_items": self.num_items}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Estimate":
+        return cls(value=data.get("value"), low=data.get("low"), high=data.get("high"), num_items=int(data.get("num_items", 0)))
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float | None], num_items: int, *,
+                       num_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES, confidence: float = 0.95,
+                       seed: int = 0) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of ``statistic`` (a function of item indices) over items resampled
+    with replacement; seeded, so the same inputs give the same interval. Resamples where the statistic
+    is undefined (None) are skipped; None, None when none is defined or there are no items."""
+    if num_items == 0 or num_resamples <= 0:
+        return None, None
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(num_resamples):
+        value = statistic(rng.integers(0, num_items, size=num_items))
+        if value is not None and not math.isnan(value):
+            values.append(value)
+    if not values:
+        return None, None
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def estimate_rate(per_item: np.ndarray, *, num_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0,
+                  confidence: float = 0.95) -> Estimate:
+    """The mean of a per-item value (NaN = excluded) with its bootstrap interval.
+
+    The resampling is over the kept items only, which is vectorised: one (resamples x items) draw."""
+    kept = np.asarray(per_item, dtype=float)
+    kept = kept[~np.isnan(kept)]
+    if kept.size == 0:
+        return Estimate(None, None, None, 0)
+    value = float(kept.mean())
+    if num_resamples <= 0:
+        return Estimate(value, None, None, int(kept.size))
+    rng = np.random.default_rng(seed)
+    means = kept[rng.integers(0, kept.size, size=(num_resamples, kept.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return Estimate(value, float(low), float(high), int(kept.size))
+
+
+def estimate_statistic(statistic: Callable[[np.ndarray], float | None], num_items: int, *,
+                       num_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0,
+                       confidence: float = 0.95) -> Estimate:
+    """A statistic of all items (macro F1, kappa, a correlation) with its bootstrap interval."""
+    value = statistic(np.arange(num_items)) if num_items else None
+    if value is None or math.isnan(value):
+        return Estimate(None, None, None, num_items)
+    low, high = bootstrap_interval(statistic, num_items, num_resamples=num_resamples, seed=seed, confidence=confidence)
+    return Estimate(float(value), low, high, num_items)
+
+
+def estimate_statistics(statistics: Callable[[np.ndarray], Mapping[str, float | None]], num_items: int, *,
+                        num_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0,
+                        confidence: float = 0.95) -> dict[str, Estimate]:
+    """Several statistics computed together (macro P / R / F1, the three correlations), each with its
+    bootstrap interval, from one shared set of resamples (one call per resample instead of one per
+    statistic)."""
+    values = statistics(np.arange(num_items))
+    if not num_items:
+        return {key: Estimate(None, None, None, 0) for key in values}
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {key: [] for key in values}
+    for _ in range(max(num_resamples, 0)):
+        for key, value in statistics(rng.integers(0, num_items, size=num_items)).items():
+            if key in draws and value is not None and not math.isnan(value):
+                draws[key].append(value)
+    tail = (1 - confidence) / 2 * 100
+    out = {}
+    for key, value in values.items():
+        if value is None or math.isnan(value):
+            out[key] = Estimate(None, None, None, num_items)
+        elif draws[key]:
+            low, high = np.percentile(draws[key], [tail, 100 - tail])
+            out[key] = Estimate(float(value), float(low), float(high), num_items)
+        else:
+            out[key] = Estimate(float(value), None, None, num_items)
+    return out
+
+
+def _agreement_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Macro P / R / F1 and kappa from confusion counts ``counts[..., gold, verdict]`` (gold over
+    A / B / tie, verdict over A / B / tie / parse failure), vectorised over leading axes: the same
+    definitions as :func:`macro_precision_recall_f1` and :func:`cohen_kappa`."""
+    counts = counts.astype(float)
+    n = counts.sum(axis=(-2, -1))
+    diagonal = np.stack([counts[..., c, c] for c in range(3)], axis=-1)
+    predicted = counts[..., :, :3].sum(axis=-2)          # per class: items given that verdict
+    gold = counts.sum(axis=-1)                           # per class: items with that label (failures included)
+    present = (predicted > 0) | (gold > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, diagonal / predicted, 0.0)
+        recall = np.where(gold > 0, diagonal / gold, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        num_present = present.sum(axis=-1)
+        out = {key: np.where(num_present > 0, (values * present).sum(axis=-1) / num_present, np.nan)
+               for key, values in (("macro_precision", precision), ("macro_recall", recall), ("macro_f1", f1))}
+        observed = diagonal.sum(axis=-1) / n
+        expected = (predicted * gold).sum(axis=-1) / (n * n)
+        out["kappa"] = np.where(np.isclose(expected, 1.0) | (n == 0), np.nan, (observed - expected) / (1 - expected))
+    return out
+
+
+def agreement_estimates(predicted: Sequence[Winner], gold: Sequence[str], policy: str = "wrong", *,
+                        num_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0,
+                        confidence: float = 0.95) -> dict[str, Estimate]:
+    """``macro_precision``, ``macro_recall``, ``macro_f1`` and ``kappa`` with bootstrap intervals,
+    computed from confusion counts so that every resample costs one ``bincount``."""
+    check_policy(policy)
+    _same_length(predicted=predicted, gold=gold)
+    _check_winners(predicted, "predicted")
+    _check_winners(gold, "gold", allow_none=False)
+    code = {"A": 0, "B": 1, "tie": 2, None: 3}
+    pairs = [(code[g], code[p]) for p, g in zip(predicted, gold) if not (p is None and policy == "exclude")]
+    num_items = len(pairs)
+    keys = ("macro_precision", "macro_recall", "macro_f1", "kappa")
+    if num_items == 0:
+        return {key: Estimate(None, None, None, 0) for key in keys}
+    cells = np.array([g * 4 + p for g, p in pairs])
+    values = _agreement_from_counts(np.bincount(cells, minlength=12).reshape(3, 4))
+    intervals: dict[str, tuple[float | None, float | None]] = {key: (None, None) for key in keys}
+    if num_resamples > 0:
+        rng = np.random.default_rng(seed)
+        drawn = cells[rng.integers(0, num_items, size=(num_resamples, num_items))]
+        offsets = (np.arange(num_resamples) * 12)[:, None]
+        counts = np.bincount((drawn + offsets).ravel(), minlength=12 * num_resamples).reshape(num_resamples, 3, 4)
+        tail = (1 - confidence) / 2 * 100
+        for key, draws in _agreement_from_counts(counts).items():
+            draws = draws[~np.isnan(draws)]
+            if draws.size:
+                low, high = np.percentile(draws, [tail, 100 - tail])
+                intervals[key] = (float(low), float(high))
+    out = {}
+    for key in keys:
+        value = float(values[key])
+        out[key] = Estimate(None if math.isnan(value) else value, *intervals[key], num_items) if not math.isnan(value) \
+            else Estimate(None, None, None, num_items)
+    return out
+
+
+METRIC_DEFINITIONS: dict[str, str] = {
+    "accuracy": "share of items whose verdict (original order) equals the gold label (JudgeLM 'agreement'); "
+                "for grade pairs (hhh-alignment): share of pairs where the chosen answer got a strictly higher grade (Prometheus)",
+    "macro_precision": "precision averaged over the classes of {A, B, tie} present (sklearn macro, JudgeLM)",
+    "macro_recall": "recall averaged over the classes of {A, B, tie} present (sklearn macro, JudgeLM)",
+    "macro_f1": "per-class F1 averaged over the classes of {A, B, tie} present (sklearn macro, JudgeLM)",
+    "both_orders_agreement": "share of items correct in the original AND the swapped order (Auto-J agreement)",
+    "consistency": "share of items with the same verdict after swapping, mapped back (JudgeLM / Auto-J)",
+    "prefer_first_rate": "share of items where the judge leaned to the first-shown answer (JudgeLM)",
+    "prefer_second_rate": "share of items where the judge leaned to the second-shown answer (JudgeLM)",
+    "position_bias": "prefer_first_rate - prefer_second_rate (signed; JudgeLM's delta_bias is its absolute value)",
+    "kappa": "Cohen's kappa between the verdicts (original order) and the gold labels",
+    "llmbar_accuracy": "mean of the two orders' accuracies (LLMBar)",
+    "positional_agreement": "share of items with the same verdict in both orders (LLMBar; = consistency)",
+    "judgebench_score": "share of pairs with (+1 per order matching the label, -1 per order matching the flipped label) > 0 (JudgeBench)",
+    "s1_agreement": "agreement with the reference judge over all shared votes, ties included (FastChat / MT-bench S1)",
+    "s2_agreement": "agreement with the reference judge over shared votes without any tie vote (FastChat / MT-bench S2)",
+    "pearson": "Pearson correlation of the judge's grades with the gold grades (Prometheus)",
+    "spearman": "Spearman rank correlation of the judge's grades with the gold grades",
+    "kendall": "Kendall tau-b of the judge's grades with the gold grades",
+    "parse_failure_rate": "share of judge calls (each order of each item is one call) whose output did not parse",
+    "num_items": "number of benchmark items scored",
+}
+"""Every metric key written to results.json and ``--print-json``, with its one-line definition."""

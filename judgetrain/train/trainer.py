@@ -1,0 +1,243 @@
+"""Setup → train → save: a transformers ``Trainer`` assembled from a :class:`TrainConfig`.
+
+The loop, the distribution (DDP, DeepSpeed ZeRO, FSDP through accelerate) and the optimizer are the
+Trainer's; this module only decides what goes into it:
+
+- model: :func:`judgetrain.models.load_model` (an HF dir, a hub id, the embedded SmolLM2, ``tiny``),
+  wrapped in a peft LoRA model for ``method.name: lora``;
+- data: :func:`judgetrain.train.data.build_train_data` (packed or length-grouped rows, or online
+  augmentation with a set-epoch callback);
+- loss: the model's causal-LM loss summed over supervised tokens and divided by the supervised-token
+  count of the whole global batch. The Trainer counts the labels != -100 of all gradient-accumulation
+  micro-batches (``num_items_in_batch``), sums that count over the processes
+  (``average_tokens_across_devices=True``) and passes it to the model, whose loss divides its token sum
+  by it; it then multiplies by the number of processes, which DDP's / DeepSpeed's gradient averaging
+  divides back out. Llama-family models take the count through ``**kwargs`` in ``forward``, which is
+  what the Trainer checks (``model_accepts_loss_kwargs``); :func:`build_trainer` refuses a model that
+  does not, since its loss would silently become a mean of micro-batch means;
+- checkpoints: the Trainer's ``checkpoint-N`` (safetensors, optimizer, RNG), completed with the
+  config and the data manifest hashes by :class:`CheckpointRecordCallback`; resume from the latest
+  complete one; the final model saved to ``final/`` through a rename.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from judgetrain.models import EMBEDDED_MODEL, TINY_MODEL, load_model, load_tokenizer
+from judgetrain.train import parallel
+from judgetrain.train.callbacks import SetEpochCallback, StdoutLogCallback
+from judgetrain.train.checkpoint import CONFIG_FILE, CheckpointRecordCallback, git_revision, resume_checkpoint, save_final
+from judgetrain.train.config import TrainConfig, save_config
+from judgetrain.train.data import TrainData, build_train_data
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    final_dir: Path
+    """The saved model (full safetensors weights, or the LoRA adapter) with its config and record."""
+    global_step: int
+    train_loss: float
+    """Mean of the logged training losses over the run."""
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    distributed_type: str = "NO"
+    resumed_from: str | None = None
+    data_stats: dict[str, Any] = field(default_factory=dict)
+
+
+def tokenizer_name(config: TrainConfig) -> str:
+    """The name the tokenizer is loaded by (and recorded under in prepared dirs)."""
+    return config.model.tokenizer or config.model.path
+
+
+def build_model(config: TrainConfig):
+    """The model to train: loaded by :func:`load_model`, LoRA-wrapped when ``method.name`` is lora."""
+    model = load_model(config.model.path, dtype=config.model.dtype, attention=config.model.attention,
+                       trust_remote_code=config.model.trust_remote_code)
+    if config.model.path in (TINY_MODEL, EMBEDDED_MODEL):
+        # Saved adapters then name the base by the portable name load_model resolves, not a cache path.
+        model.name_or_path = config.model.path
+        model.config._name_or_path = config.model.path
+    if config.method.name == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = config.method.lora
+        targets = lora.target_modules
+        peft_config = LoraConfig(
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none", task_type="CAUSAL_LM",
+            target_modules="all-linear" if targets == ["all-linear"] else list(targets),
+        )
+        model = get_peft_model(model, peft_config)
+    return model
+
+
+def empty_model(config: TrainConfig):
+    """The model's modules without weights (meta tensors): enough to read its decoder layer class."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from judgetrain.models import resolve_model_path, tiny_config
+
+    if config.model.path == TINY_MODEL:
+        model_config = tiny_config(len(load_tokenizer(TINY_MODEL)))
+    else:
+        model_config = AutoConfig.from_pretrained(resolve_model_path(config.model.path),
+                                                  trust_remote_code=config.model.trust_remote_code)
+    with init_empty_weights():
+        return AutoModelForCausalLM.from_config(model_config, trust_remote_code=config.model.trust_remote_code)
+
+
+def _report_to(config: TrainConfig) -> list[str]:
+    wandb = config.logging.wandb
+    if not wandb.enabled:
+        return []
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:
+        raise ValueError("logging.wandb.enabled is true but wandb is not installed: pip install 'judgetrain[train]'")
+    os.environ.setdefault("WANDB_PROJECT", wandb.project)
+    os.environ.setdefault("WANDB_DIR", str(Path(config.output_dir).resolve()))
+    if not os.environ.get("WANDB_API_KEY") and "WANDB_MODE" not in os.environ:
+        # Without a key, log to local files (sync later with `wandb sync`) instead of prompting for a login.
+        os.environ["WANDB_MODE"] = "offline"
+        logger.warning("WANDB_API_KEY is not set: wandb logs offline under %s", os.environ["WANDB_DIR"])
+    return ["wandb"]
+
+
+def build_training_args(config: TrainConfig, *, has_eval: bool, packed: bool, model_for_fsdp=None):
+    """The ``TrainingArguments`` of a run (call on every process: it sets up the distributed state)."""
+    from transformers import TrainingArguments
+
+    world_size = parallel.world_size_from_env()
+    per_device, accumulation, _ = parallel.resolve_batch_sizes(config.optim, world_size)
+    cuda = torch.cuda.is_available()
+    optim = config.optim
+    checkpoint_every = config.checkpoint.every_steps
+    eval_every = config.eval.every_steps if has_eval else 0
+    fsdp_kwargs: dict[str, Any] = {}
+    if config.parallel.fsdp.enabled:
+        fsdp_kwargs = {"fsdp": True, "fsdp_config": parallel.build_fsdp_config(config.parallel.fsdp, model_for_fsdp)}
+    return TrainingArguments(
+        output_dir=config.output_dir,
+        per_device_train_batch_size=per_device,
+        per_device_eval_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        num_train_epochs=optim.epochs,
+        max_steps=optim.max_steps if optim.max_steps is not None else -1,
+        learning_rate=optim.lr,
+        lr_scheduler_type=optim.schedule,
+        # A float below 1 is a fraction of the optimizer steps.
+        warmup_steps=optim.warmup_ratio,
+        weight_decay=optim.weight_decay,
+        max_grad_norm=optim.max_grad_norm,
+        optim=optim.optimizer,
+        bf16=optim.bf16,
+        seed=optim.seed,
+        data_seed=optim.seed,
+        average_tokens_across_devices=True,
+        # Packed rows already group samples; unpacked rows are batched with others of similar length.
+        train_sampling_strategy="random" if packed else "group_by_length",
+        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        logging_strategy="steps",
+        logging_steps=config.logging.every_steps,
+        disable_tqdm=config.logging.stdout,
+        eval_strategy="steps" if eval_every else "no",
+        eval_steps=eval_every or None,
+        save_strategy="steps" if checkpoint_every else "no",
+        save_steps=checkpoint_every or 500,
+        save_total_limit=config.checkpoint.keep_last,
+        report_to=_report_to(config),
+        run_name=config.logging.wandb.run_name or Path(config.output_dir).name,
+        use_cpu=not cuda,
+        ddp_backend="gloo" if world_size > 1 and not cuda else None,
+        deepspeed=parallel.deepspeed_config_path(config),
+        dataloader_num_workers=0,
+        **fsdp_kwargs,
+    )
+
+
+def build_trainer(config: TrainConfig, model, tokenizer, data: TrainData, args, *, revision: str | None = None,
+                  callbacks: list | None = None):
+    """The Trainer of a run, with the set-epoch, stdout and checkpoint-record callbacks."""
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback
+
+    run_callbacks = [CheckpointRecordCallback(config, data.manifest_hashes, revision)]
+    if data.online:
+        run_callbacks.append(SetEpochCallback(data.train_dataset))
+    if config.logging.stdout:
+        run_callbacks.append(StdoutLogCallback())
+    run_callbacks.extend(callbacks or [])
+    trainer = Trainer(model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.eval_dataset,
+                      data_collator=data.data_collator, processing_class=tokenizer, callbacks=run_callbacks)
+    if config.logging.stdout:
+        trainer.remove_callback(PrinterCallback)
+    for callback in callbacks or []:
+        # Callbacks that log their own metrics (judge agreement) do it through Trainer.log.
+        if hasattr(callback, "attach"):
+            callback.attach(trainer)
+    if not trainer.model_accepts_loss_kwargs:
+        raise ValueError(
+            f"{type(model).__name__}.forward takes no loss kwargs, so the Trainer cannot divide its loss by the "
+            "supervised-token count of the whole global batch (it would average micro-batch means instead); "
+            "use a model whose forward accepts **kwargs (Llama, Qwen2, Mistral, Gemma, …)"
+        )
+    return trainer
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Run a training config end to end (on every process of the launch) and return what it produced."""
+    from transformers import set_seed
+
+    # ---- setup: settings that can be checked before any weight is loaded ----
+    world_size = parallel.world_size_from_env()
+    parallel.check_world_size(config, world_size)
+    parallel.resolve_batch_sizes(config.optim, world_size)
+    parallel.check_fsdp_available(config)
+    revision = git_revision()
+    set_seed(config.optim.seed)
+
+    tokenizer = load_tokenizer(tokenizer_name(config))
+    data = build_train_data(config.data, tokenizer, tokenizer_name=tokenizer_name(config), seed=config.optim.seed)
+
+    # TrainingArguments before the model: under DeepSpeed ZeRO-3 that makes from_pretrained load the
+    # weights already sharded; FSDP only needs the decoder layer class, read from weightless modules.
+    args = build_training_args(config, has_eval=data.eval_dataset is not None, packed=data.packed,
+                               model_for_fsdp=empty_model(config) if config.parallel.fsdp.enabled else None)
+    model = build_model(config)
+    callbacks = []
+    if config.eval.judge.num_samples:
+        from judgetrain.train.judge_eval import JudgeAgreementCallback
+
+        callbacks.append(JudgeAgreementCallback.from_config(config, tokenizer, data))
+    trainer = build_trainer(config, model, tokenizer, data, args, revision=revision, callbacks=callbacks)
+    distributed_type = parallel.check_distributed_type(config, trainer.accelerator)
+    if trainer.is_world_process_zero():
+        save_config(config, Path(config.output_dir) / CONFIG_FILE)
+        logger.warning("data: %s", data.stats)
+
+    # ---- train ----
+    resumed_from = resume_checkpoint(config.output_dir, config.checkpoint.resume)
+    if resumed_from:
+        logger.warning("resuming from %s", resumed_from)
+    output = trainer.train(resume_from_checkpoint=resumed_from)
+
+    # ---- save ----
+    final_dir = save_final(trainer, config, manifest_hashes=data.manifest_hashes, revision=revision)
+    return TrainResult(final_dir=final_dir, global_step=trainer.state.global_step, train_loss=float(output.training_loss),
+                       log_history=list(trainer.state.log_history), distributed_type=distributed_type,
+                       resumed_from=resumed_from, data_stats=data.stats)
+
+
+__all__ = ["TrainResult", "train", "build_model", "build_training_args", "build_trainer", "tokenizer_name"]
