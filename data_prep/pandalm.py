@@ -21,7 +21,8 @@ Six responses of the published test file are JSON booleans (a response that was 
 they are read as the text "True" and counted in the report's notes.
 
 The question of these Alpaca-style rows is the instruction, then a blank line and the input when the
-input is not empty.
+input is not empty; ``meta["instruction"]`` and ``meta["input"]`` keep the two apart for PandaLM's
+prompt, which shows them in separate sections.
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ def _models(cmp_key: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _task_parts(row: dict[str, Any]) -> dict[str, str]:
+    """The instruction and input kept apart in meta: PandaLM's prompt shows them in separate sections."""
+    task_input = row.get("input")
+    return {"instruction": require_text(row, "instruction"), "input": task_input if isinstance(task_input, str) else ""}
+
+
 def _convert_test(raw: RawRow, report: ReadReport) -> JudgeSample:
     row = raw.row
     votes = {name: _vote(row, name) for name in ANNOTATORS}
@@ -99,7 +106,7 @@ def _convert_test(raw: RawRow, report: ReadReport) -> JudgeSample:
         answers=(Answer(_response(row, "response1", report), model=model1), Answer(_response(row, "response2", report), model=model2)),
         category=row.get("motivation_app"),
         labels=labels,
-        meta={k: row[k] for k in ("idx", "motivation_app", "cmp_key") if k in row},
+        meta={**{k: row[k] for k in ("idx", "motivation_app", "cmp_key") if k in row}, **_task_parts(row)},
     )
 
 
@@ -132,7 +139,7 @@ def _convert_train(raw: RawRow, schema: str) -> JudgeSample:
         inputs = row
         result, reason, reference_response = _parse_output(require_text(row, "output"))
         winner = WINNER_OF_RESULT[result]
-    meta: dict[str, Any] = {}
+    meta: dict[str, Any] = _task_parts(inputs)
     if reason:
         meta["judgment_format"] = JUDGMENT_FORMAT
     if reference_response:

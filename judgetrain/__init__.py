@@ -4,4 +4,13 @@ from judgetrain.types import Answer, JudgeSample, Judgment, Label, ParseFailure,
 
 __version__ = "0.1.0"
 
-__all__ = ["Answer", "JudgeSample", "Judgment", "Label", "ParseFailure", "Verdict", "__version__"]
+__all__ = ["Answer", "Judge", "JudgeSample", "Judgment", "Label", "ParseFailure", "Verdict", "__version__"]
+
+
+def __getattr__(name: str):
+    # Judge is imported on first use, so `import judgetrain` stays light (no torch).
+    if name == "Judge":
+        from judgetrain.judging.judge import Judge
+
+        return Judge
+    raise AttributeError(f"module 'judgetrain' has no attribute {name!r}")

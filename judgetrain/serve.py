@@ -1,6 +1,7 @@
 """``judgetrain serve``: an OpenAI-compatible HTTP server over a judge, for CPU and development.
 
-Endpoints: ``POST /v1/chat/completions`` (no streaming), ``GET /v1/models``, ``GET /health``. It is
+Endpoints: ``POST /v1/chat/completions`` (no streaming), ``GET /v1/models``, ``GET /health``, and
+``GET /v1/judge_card`` (the served export's judge_card.json; 404 when the model dir has none). It is
 the standard library's ``ThreadingHTTPServer``: one thread per connection, with a small batching
 queue in front of the model so concurrent requests are answered together in one batched
 ``generate`` (the transformers backend pads and sorts them) and the model is never entered by two
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -21,6 +23,7 @@ import uuid
 from concurrent.futures import Future
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from judgetrain.judging.backends.base import Backend, Completion, Decoding, Request
@@ -114,9 +117,11 @@ class JudgeHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], backend: Backend, served_model_name: str, batch_size: int):
+    def __init__(self, address: tuple[str, int], backend: Backend, served_model_name: str, batch_size: int,
+                 judge_card: dict[str, Any] | None = None):
         super().__init__(address, _Handler)
         self.backend = backend
+        self.judge_card = judge_card
         self.served_model_name = served_model_name
         self.batcher = BatchingQueue(backend, batch_size)
         self.created = int(time.time())
@@ -211,6 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/v1/models":
             self._send_json(HTTPStatus.OK, {"object": "list", "data": [
                 {"id": self.server.served_model_name, "object": "model", "created": self.server.created, "owned_by": "judgetrain"}]})
+        elif path == "/v1/judge_card" and self.server.judge_card is not None:
+            self._send_json(HTTPStatus.OK, self.server.judge_card)
         else:
             self._send_error(HTTPStatus.NOT_FOUND, f"no route GET {path}; try /v1/models or /health", "not_found")
 
@@ -281,7 +288,11 @@ def start_server(model: str | Backend, host: str = "127.0.0.1", port: int = 0, *
 
         backend = TransformersBackend(model, batch_size=batch_size)
         name = served_model_name or model
-    server = JudgeHTTPServer((host, port), backend, name, batch_size)
+    judge_card = None
+    if isinstance(model, (str, os.PathLike)) and (Path(model) / "judge_card.json").is_file():
+        # An export dir: publish its card so a client can set itself up from the URL alone.
+        judge_card = json.loads((Path(model) / "judge_card.json").read_text(encoding="utf-8"))
+    server = JudgeHTTPServer((host, port), backend, name, batch_size, judge_card=judge_card)
     thread = threading.Thread(target=server.serve_forever, name="judgetrain-serve", daemon=True)
     thread.start()
     return server, thread

@@ -38,6 +38,8 @@ REFERENCE_TEMPLATES: dict[str, str] = {
     "mtbench-pair-v2-multi-turn": "mtbench-pair-math-v1-multi-turn",
     "mtbench-single-v1": "mtbench-single-math-v1",
     "mtbench-single-v1-multi-turn": "mtbench-single-math-v1-multi-turn",
+    "prometheus-absolute-v1": "prometheus-absolute-ref-v1",
+    "prometheus-relative-v1": "prometheus-relative-ref-v1",
 }
 """Each template without reference → its with-reference twin (same family, same verdict contract).
 A template absent from this table has a single variant: it shows a reference or not by its own

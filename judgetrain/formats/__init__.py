@@ -10,7 +10,7 @@ import importlib
 
 from judgetrain.formats.base import JudgeFormat, Message, swap_names
 
-FAMILIES = ("judgelm", "mtbench")
+FAMILIES = ("judgelm", "autoj", "mtbench", "pandalm", "prometheus")
 """Family modules under ``judgetrain.formats``; each exposes ``FORMATS``, a tuple of JudgeFormat."""
 
 _registry: dict[str, JudgeFormat] = {}

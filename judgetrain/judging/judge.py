@@ -54,11 +54,10 @@ FULL_JUDGMENT_MAX_NEW_TOKENS = 512
 """Default generation budget when the whole judgment (critique and verdict) is generated."""
 
 # Verdict-first families: the verdict option -> the text the judge's first generated token starts.
-# JudgeLM's first line starts with Assistant 1's score; PandaLM's first line is "1", "2" or "Tie".
+# JudgeLM's first line starts with Assistant 1's score (PandaLM's format defines its own options).
 _SCORE_OPTIONS_1_TO_10 = {str(score): str(score) for score in range(1, 11)}
 _FAMILY_VERDICT_OPTIONS: dict[str, dict[str, str]] = {
     "judgelm": _SCORE_OPTIONS_1_TO_10,
-    "pandalm": {"A": "1", "B": "2", "tie": "Tie"},
 }
 
 
@@ -227,6 +226,31 @@ class Judge:
 
             backend = backend if isinstance(backend, CachingBackend) else CachingBackend(backend, cache)
         self.backend = backend
+
+    card: dict[str, Any] | None = None
+    """The judge card this judge was built from (:meth:`from_card`), else None."""
+
+    @classmethod
+    def from_card(cls, path_or_url: Any, **options: Any) -> "Judge":
+        """The judge an export describes: a local export dir (transformers backend) or the ``http://``
+        URL of an OpenAI-compatible server of one (its card from ``GET /v1/judge_card``, or ``card=``
+        a local export dir / judge_card.json). Template, parser mode, both-orders policy and decoding
+        come from the card; ``options`` override Judge arguments. See :mod:`judgetrain.client`."""
+        from judgetrain.client import judge_from_card
+
+        return judge_from_card(cls, path_or_url, **options)
+
+    def compare(self, question: str, answer_a: str, answer_b: str, **options: Any) -> Judgment:
+        """Judge two answers in both orders (:func:`judgetrain.client.compare`)."""
+        from judgetrain.client import compare
+
+        return compare(self, question, answer_a, answer_b, **options)
+
+    def rerank(self, question: str, candidates: Sequence[str], **options: Any):
+        """Best-of-n pick among ``candidates`` (:func:`judgetrain.client.rerank`)."""
+        from judgetrain.client import rerank
+
+        return rerank(self, question, candidates, **options)
 
     # --- requests ----------------------------------------------------------------------------
     def shown_samples(self, sample: JudgeSample) -> list[JudgeSample]:

@@ -189,6 +189,9 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
         data.train_dataset, data.online = train_dataset, True
     else:
         train_rows = datasets.concatenate_datasets(train_parts)
+        if len(train_rows) == 0:
+            raise ValueError(f"no training rows are left (every sample was held out or does not fit data.max_seq_len="
+                             f"{config.max_seq_len}); lower data.held_out_fraction or raise data.max_seq_len")
         eval_rows = datasets.concatenate_datasets(eval_parts) if eval_parts else None
         data = rows_to_train_data(train_rows, tokenizer, packing=config.packing, max_seq_len=config.max_seq_len, eval_rows=eval_rows)
     if len(data.train_dataset) == 0:

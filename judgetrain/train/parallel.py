@@ -112,6 +112,21 @@ def check_distributed_type(config: TrainConfig, accelerator) -> str:
     return actual.value
 
 
+def init_deepspeed_comm(config: TrainConfig) -> None:
+    """Attach DeepSpeed's communication layer to the process group accelerate set up (DeepSpeed runs only).
+
+    On CPUs accelerate initialises torch.distributed itself, so ``deepspeed.comm`` stays unset and
+    ZeRO-3's ``zero.Init`` (inside from_pretrained / from_config) would see a world of 1 process and
+    fail its batch arithmetic; ``init_distributed`` reuses the existing group.
+    """
+    if not deepspeed_config_path(config) or world_size_from_env() == 1:
+        return
+    import deepspeed
+    import torch
+
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+
+
 def build_fsdp_config(fsdp: FsdpConfig, model) -> dict[str, Any]:
     """The ``fsdp_config`` given to ``TrainingArguments(fsdp=True, fsdp_config=...)`` (which turns it into
     accelerate's FullyShardedDataParallelPlugin): FSDP2, each decoder layer its own unit (the model's
@@ -142,12 +157,13 @@ def deepspeed_config_path(config: TrainConfig) -> str | None:
     from accelerate.utils import str_to_bool
 
     from_launcher = None
+    own = config.parallel.deepspeed
     if str_to_bool(os.environ.get("ACCELERATE_USE_DEEPSPEED", "false")):
         from_launcher = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
-        if not from_launcher:
+        # TrainingArguments(deepspeed=...) sets ACCELERATE_USE_DEEPSPEED itself, without the file variable.
+        if not from_launcher and not own:
             raise ValueError("accelerate launch asked for DeepSpeed without a deepspeed_config_file; name one of the "
                              "JSON files in accelerate_configs/ in the accelerate config")
-    own = config.parallel.deepspeed
     if own and from_launcher and Path(own).resolve() != Path(from_launcher).resolve():
         raise ValueError(f"parallel.deepspeed={own} differs from the accelerate config's deepspeed_config_file "
                          f"{from_launcher}; use one of them")
@@ -159,5 +175,5 @@ def deepspeed_config_path(config: TrainConfig) -> str | None:
 
 __all__ = [
     "FSDP_NEEDS_GPUS", "world_size_from_env", "resolve_batch_sizes", "check_world_size", "fsdp_requested",
-    "check_fsdp_available", "check_distributed_type", "build_fsdp_config", "deepspeed_config_path",
+    "check_fsdp_available", "check_distributed_type", "init_deepspeed_comm", "build_fsdp_config", "deepspeed_config_path",
 ]

@@ -196,8 +196,10 @@ def build_trainer(config: TrainConfig, model, tokenizer, data: TrainData, args, 
     return trainer
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Run a training config end to end (on every process of the launch) and return what it produced."""
+def train(config: TrainConfig, *, callbacks: list | None = None) -> TrainResult:
+    """Run a training config end to end (on every process of the launch) and return what it produced.
+
+    ``callbacks`` are extra ``TrainerCallback`` objects added to the run's own."""
     from transformers import set_seed
 
     # ---- setup: settings that can be checked before any weight is loaded ----
@@ -215,8 +217,12 @@ def train(config: TrainConfig) -> TrainResult:
     # weights already sharded; FSDP only needs the decoder layer class, read from weightless modules.
     args = build_training_args(config, has_eval=data.eval_dataset is not None, packed=data.packed,
                                model_for_fsdp=empty_model(config) if config.parallel.fsdp.enabled else None)
+    # Reading args.device sets up the process group now: ZeRO-3's zero.Init (inside from_pretrained /
+    # from_config) sizes its batch arithmetic by the world size it finds initialised.
+    _ = args.device
+    parallel.init_deepspeed_comm(config)
     model = build_model(config)
-    callbacks = []
+    callbacks = list(callbacks or [])
     if config.eval.judge.num_samples:
         from judgetrain.train.judge_eval import JudgeAgreementCallback
 

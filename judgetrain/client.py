@@ -1,0 +1,190 @@
+"""Use an exported judge: build a Judge from its card, compare two answers, rerank candidates.
+
+    judge = judgetrain.Judge.from_card("judges/my-judge")            # local dir: transformers backend
+    judge = judgetrain.Judge.from_card("http://127.0.0.1:8000")      # a server: card from GET /v1/judge_card
+    judge.compare("What is 2+2?", "4", "5").winner                    # "A"
+    judge.rerank("Name a prime.", ["9", "7", "4"]).best_index         # 1
+
+A card fixes what a judge must be asked with: the template (so the prompt is the one it was trained
+on), the parser mode, both-orders judging with its disagreement policy, and the default decoding.
+A server (``judgetrain serve`` or ``vllm serve`` of an export dir) applies the export's own chat
+template to the messages, so the prompt the model reads is the same in both places. ``vllm serve``
+has no card route: give the card with ``card=`` (the export dir or its judge_card.json).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from judgetrain.types import Answer, JudgeSample, Judgment
+
+CARD_ROUTE = "/v1/judge_card"
+
+
+def _api_root(url: str) -> str:
+    """``http://host:port`` or ``http://host:port/v1`` → ``http://host:port/v1``."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else f"{url}/v1"
+
+
+def fetch_card(url: str, *, timeout_seconds: float = 30) -> dict[str, Any]:
+    """The judge card a server publishes at ``/v1/judge_card``."""
+    import httpx
+
+    from judgetrain.export import check_card
+
+    where = _api_root(url) + CARD_ROUTE.removeprefix("/v1")
+    try:
+        response = httpx.get(where, timeout=timeout_seconds)
+    except httpx.HTTPError as err:
+        raise ValueError(f"{where}: could not fetch the judge card ({type(err).__name__}: {err}); is the server running?") from None
+    if response.status_code == 404:
+        raise ValueError(f"{where}: the server publishes no judge card (vllm serve does not); pass card=<export dir or judge_card.json>")
+    if response.status_code != 200:
+        raise ValueError(f"{where}: HTTP {response.status_code} while fetching the judge card")
+    return check_card(response.json(), where)
+
+
+def _served_model_id(api_root: str, timeout_seconds: float = 30) -> str:
+    import httpx
+
+    response = httpx.get(f"{api_root}/models", timeout=timeout_seconds)
+    response.raise_for_status()
+    models = response.json().get("data") or []
+    if not models:
+        raise ValueError(f"{api_root}/models lists no model")
+    return models[0]["id"]
+
+
+def judge_from_card(judge_cls, path_or_url: str | Path, *, card: str | Path | dict | None = None, model: str | None = None,
+                    batch_size: int = 8, progress: bool = False, **judge_options: Any):
+    """A ``judge_cls`` (Judge) set up as the card says: see :meth:`judgetrain.judging.Judge.from_card`."""
+    from judgetrain.export import check_card, read_card
+    from judgetrain.judging.backends.base import Decoding
+
+    target = str(path_or_url)
+    remote = target.startswith(("http://", "https://"))
+    if isinstance(card, dict):
+        card_content = check_card(card, "card=")
+    elif card is not None:
+        card_content = read_card(card)
+    elif remote:
+        card_content = fetch_card(target)
+    else:
+        card_content = read_card(target)
+    if remote:
+        from judgetrain.judging.backends.openai_http import OpenAIHTTPBackend
+
+        api_root = _api_root(target)
+        served_id = model or _served_model_id(api_root)
+        # A self-hosted judge bills nothing per token; an unknown price would only warn.
+        backend = OpenAIHTTPBackend(served_id, base_url=api_root, api_key_env=None, price_table={served_id: (0.0, 0.0)},
+                                    max_concurrency=batch_size)
+    else:
+        from judgetrain.judging.backends.transformers_backend import TransformersBackend
+
+        backend = TransformersBackend(target, batch_size=batch_size)
+    tie_policy = card_content["tie_policy"]
+    options: dict[str, Any] = dict(
+        decoding=Decoding(**card_content["decoding"]),
+        both_orders=bool(tie_policy["both_orders"]),
+        disagreement_policy=tie_policy.get("disagreement", "tie"),
+        strict=card_content["parser"]["mode"] == "strict",
+        progress=progress,
+    )
+    options.update(judge_options)
+    judge = judge_cls(card_content["format"]["template"], backend, **options)
+    judge.card = card_content
+    return judge
+
+
+# --- pipeline helpers ----------------------------------------------------------------------------
+
+
+def pair_sample(question: str, answer_a: str, answer_b: str, *, sample_id: str = "compare", reference: str | None = None) -> JudgeSample:
+    """A pairwise sample of two answers to ``question``."""
+    return JudgeSample(id=sample_id, source="client", question=question, answers=(Answer(answer_a), Answer(answer_b)),
+                       reference=reference)
+
+
+def compare(judge, question: str, answer_a: str, answer_b: str, *, reference: str | None = None) -> Judgment:
+    """Which of two answers is better, judged in both orders (whatever the judge's own setting) and
+    aggregated: ``.winner`` is "A", "B", "tie" or None (a parse failure or error, never a tie);
+    ``meta["both_orders"]`` says whether the two orders agreed."""
+    if judge.format.protocol != "pairwise":
+        raise ValueError(f"compare needs a pairwise judge; {judge.format.name!r} grades one answer (use rerank)")
+    sample = pair_sample(question, answer_a, answer_b, reference=reference)
+    both = judge.both_orders
+    judge.both_orders = True
+    try:
+        return judge.judge([sample])[0]
+    finally:
+        judge.both_orders = both
+
+
+@dataclass
+class RerankResult:
+    """What :func:`rerank` decided.
+
+    ``points[i]`` is candidate i's score: its grade (single grading) or its tournament points (1 per
+    win, 0.5 per tie, over both orders aggregated per pair). ``ranking`` lists candidate indices,
+    best first (equal points keep the candidates' order). ``judgments`` are every judgment made.
+    """
+
+    best_index: int
+    ranking: list[int]
+    points: list[float | None]
+    method: str
+    judgments: list[Judgment] = field(default_factory=list)
+    num_unread: int = 0
+    """Judgments that gave no verdict (parse failures, errors): they award no points."""
+
+
+def rerank(judge, question: str, candidates: Sequence[str], *, reference: str | None = None) -> RerankResult:
+    """Best-of-n: the judge's pick among ``candidates``.
+
+    A single-grading judge grades each candidate once and the highest grade wins. A pairwise judge
+    plays a round-robin tournament: every pair is judged in both orders (n·(n-1) calls), a win scores
+    1 and a tie (including a both-orders disagreement under the tie policy) 0.5 to each.
+    """
+    if len(candidates) < 1:
+        raise ValueError("rerank needs at least one candidate")
+    if len(candidates) == 1:
+        return RerankResult(best_index=0, ranking=[0], points=[None], method="only candidate")
+    if judge.format.protocol == "single":
+        samples = [JudgeSample(id=f"candidate-{i}", source="client", question=question, answers=(Answer(text),), reference=reference)
+                   for i, text in enumerate(candidates)]
+        judgments = judge.judge(samples)
+        points: list[float | None] = [j.verdict.scores[0] if j.verdict is not None and j.verdict.scores else None for j in judgments]
+        method = "single grade"
+    else:
+        pairs = list(itertools.combinations(range(len(candidates)), 2))
+        samples = [pair_sample(question, candidates[i], candidates[k], sample_id=f"pair-{i}-{k}", reference=reference) for i, k in pairs]
+        both = judge.both_orders
+        judge.both_orders = True
+        try:
+            judgments = judge.judge(samples)
+        finally:
+            judge.both_orders = both
+        totals = [0.0] * len(candidates)
+        for (i, k), judgment in zip(pairs, judgments):
+            winner = judgment.winner
+            if winner == "A":
+                totals[i] += 1
+            elif winner == "B":
+                totals[k] += 1
+            elif winner == "tie":
+                totals[i] += 0.5
+                totals[k] += 0.5
+        points = list(totals)
+        method = "pairwise round-robin, both orders"
+    ranking = sorted(range(len(candidates)), key=lambda i: (-(points[i] if points[i] is not None else float("-inf")), i))
+    unread = sum(1 for j in judgments if j.verdict is None)
+    return RerankResult(best_index=ranking[0], ranking=ranking, points=points, method=method, judgments=judgments, num_unread=unread)
+
+
+__all__ = ["CARD_ROUTE", "fetch_card", "judge_from_card", "pair_sample", "compare", "rerank", "RerankResult"]
+

@@ -1,0 +1,320 @@
+"""``judgetrain export``: a training checkpoint → a judge dir that plain transformers and ``vllm serve`` load.
+
+    judgetrain export --checkpoint RUN/final --out judges/my-judge [--no-merge-lora] [--dtype bf16|fp16|fp32]
+
+The export dir holds:
+
+- ``config.json`` + ``model.safetensors`` (a LoRA checkpoint is merged into its base with peft's
+  ``merge_and_unload``, so nothing but transformers is needed to load it), ``generation_config.json``
+  (greedy, with the judge's generation budget);
+- the tokenizer files and its chat template (``chat_template.jinja``): the prompt a server builds from
+  the judge's messages is the prompt it was trained on;
+- ``judge_card.json``: how to talk to the judge — format family, template name and version, protocol,
+  parser modes, score scale, tie policy, default decoding, the manifest hash of every training set and
+  the evaluation results found in the run dir (see :func:`build_card`);
+- ``README.md``: a model card.
+
+Everything is written to a temp dir beside ``--out`` and renamed into place, so ``--out`` is always a
+whole export. ``AutoModelForCausalLM.from_pretrained(out)`` / ``AutoTokenizer.from_pretrained(out)``
+load it; ``vllm serve out`` serves it; ``judgetrain.Judge.from_card(out)`` judges with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+CARD_FILE = "judge_card.json"
+CARD_VERSION = 1
+"""Bumped when a card field changes meaning; readers refuse cards newer than they know."""
+EVAL_RESULTS_GLOB = "**/results.json"
+"""Evaluation results (``judgetrain eval``, ``judgetrain quickstart``) found under the run dir."""
+MAX_RESULTS_DEPTH = 3
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint dir of a training run (RUN/final or RUN/checkpoint-N)")
+    parser.add_argument("--out", required=True, help="the export dir to write (replaced when it is an earlier export)")
+    parser.add_argument("--merge-lora", action=argparse.BooleanOptionalAction, default=True,
+                        help="merge a LoRA adapter into its base weights (default); --no-merge-lora keeps the adapter (peft loads it)")
+    parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="bf16",
+                        help="dtype of the saved weights (default bf16: half the size; merging is done in fp32 first)")
+    parser.add_argument("--format", dest="format_name", default=None,
+                        help="the judge template the model was trained with; default: the one in the run's config / data manifests")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="the card's default generation budget (default: the format's)")
+    parser.add_argument("--name", default=None, help="the judge's name in the card and README (default: the --out dir's name)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = export(args.checkpoint, args.out, merge_lora=args.merge_lora, dtype=args.dtype, format_name=args.format_name,
+                 max_new_tokens=args.max_new_tokens, name=args.name)
+    card = read_card(out)
+    print(f"exported {args.checkpoint} -> {out} (template {card['format']['template']}, dtype {card['model']['dtype']}, "
+          f"merged LoRA: {card['model']['lora_merged']})")
+    print(f"  load: AutoModelForCausalLM.from_pretrained({str(out)!r}); judge: judgetrain.Judge.from_card({str(out)!r}); serve: vllm serve {out}")
+    return 0
+
+
+# --- reading the run ---------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+
+
+def _run_config(checkpoint: Path):
+    from judgetrain.train.checkpoint import CONFIG_FILE
+    from judgetrain.train.config import load_config
+
+    path = checkpoint / CONFIG_FILE
+    if not path.is_file():
+        raise ValueError(f"{checkpoint}: no {CONFIG_FILE}; export a checkpoint written by `judgetrain train` (RUN/final or RUN/checkpoint-N)")
+    return load_config(path)
+
+
+def training_format_name(config, checkpoint: Path) -> str:
+    """The template a run trained with: ``data.format``, else the one its prepared dirs were checked against."""
+    if config.data.format:
+        return config.data.format
+    from judgetrain.data.io import read_manifest
+
+    named = set()
+    for spec in config.data.datasets:
+        try:
+            named.add((read_manifest(spec.path).get("settings") or {}).get("format"))
+        except ValueError:
+            continue
+    named.discard(None)
+    if len(named) != 1:
+        raise ValueError(f"{checkpoint}: cannot tell which judge template the run used (data manifests name {sorted(named) or 'none'}); "
+                         "pass --format NAME")
+    return named.pop()
+
+
+def find_eval_results(run_dir: Path) -> list[dict[str, Any]]:
+    """The evaluation results under ``run_dir`` (``results.json`` files up to a few dirs deep), each as
+    ``{"path": relative path, "benchmark": …, "metrics": …}``."""
+    found = []
+    for path in sorted(run_dir.glob(EVAL_RESULTS_GLOB)):
+        relative = path.relative_to(run_dir)
+        if len(relative.parts) > MAX_RESULTS_DEPTH or any(p.startswith(".") for p in relative.parts):
+            continue
+        content = _read_json(path)
+        found.append({"path": str(relative), "benchmark": content.get("benchmark"), "metrics": content.get("metrics", content)})
+    return found
+
+
+# --- the card ----------------------------------------------------------------------------------
+
+
+def build_card(*, name: str, fmt, decoding, record: dict[str, Any], base_model: str, method: str, lora_merged: bool,
+               dtype: str, evaluation: list[dict[str, Any]], both_orders: bool = True, disagreement_policy: str = "tie",
+               strict: bool = False) -> dict[str, Any]:
+    """The ``judge_card.json`` content of a judge trained on ``fmt``."""
+    import judgetrain
+
+    return {
+        "judge_card_version": CARD_VERSION,
+        "name": name,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "judgetrain_version": judgetrain.__version__,
+        "format": {
+            "family": fmt.family,
+            "template": fmt.name,
+            "version": fmt.version,
+            "protocols": [fmt.protocol],
+            "with_reference": fmt.with_reference,
+            "multi_turn": fmt.multi_turn,
+            "verdict_first": fmt.verdict_first,
+        },
+        # The parser the judge's verdicts are read with: strict only, or strict then lenient.
+        "parser": {"mode": "strict" if strict else "lenient", "modes": ["strict", "lenient"]},
+        "score_scale": list(fmt.score_scale) if fmt.score_scale is not None else None,
+        # How a pair is judged: both answer orders, and what a disagreement between them becomes.
+        "tie_policy": {"both_orders": both_orders, "disagreement": disagreement_policy},
+        "decoding": decoding.to_dict(),
+        "model": {"base": base_model, "method": method, "lora_merged": lora_merged, "dtype": dtype,
+                  "global_step": record.get("global_step")},
+        "training_data": {"manifest_hashes": dict(record.get("manifest_hashes") or {}),
+                          "git_revision": record.get("git_revision")},
+        "evaluation": evaluation,
+        "serving": {"chat_template": "chat_template.jinja", "vllm": "vllm serve <this dir>",
+                    "judgetrain": "judgetrain serve --model <this dir>"},
+    }
+
+
+def read_card(path_or_dir: str | Path) -> dict[str, Any]:
+    """The judge card of an export dir (or the card file itself), checked for the fields a client needs."""
+    path = Path(path_or_dir)
+    if path.is_dir():
+        path = path / CARD_FILE
+    if not path.is_file():
+        raise ValueError(f"{path}: no judge card; export the model with `judgetrain export`")
+    return check_card(_read_json(path), str(path))
+
+
+def check_card(card: Any, where: str) -> dict[str, Any]:
+    """``card`` when it is a judge card this version can read; else a ValueError naming the bad field."""
+    if not isinstance(card, dict):
+        raise ValueError(f"{where}: a judge card is a JSON object, got {type(card).__name__}")
+    version = card.get("judge_card_version")
+    if not isinstance(version, int) or version > CARD_VERSION:
+        raise ValueError(f"{where}: judge_card_version {version!r} is not one this judgetrain reads (<= {CARD_VERSION}); upgrade judgetrain")
+    for section, field in (("format", "template"), ("decoding", "max_new_tokens"), ("tie_policy", "both_orders"), ("parser", "mode")):
+        if not isinstance(card.get(section), dict) or field not in card[section]:
+            raise ValueError(f"{where}: field {section}.{field} is missing; re-export the judge with `judgetrain export`")
+    return card
+
+
+def model_card_markdown(card: dict[str, Any]) -> str:
+    """The README.md model card of an export."""
+    fmt, model = card["format"], card["model"]
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        "tags: [judgetrain, llm-judge]",
+        "---",
+        "",
+        f"# {card['name']}",
+        "",
+        f"An LLM judge trained with judgetrain {card['judgetrain_version']} from `{model['base']}` "
+        f"({model['method']}{', LoRA merged' if model['lora_merged'] else ''}; {model['global_step']} optimizer steps; weights {model['dtype']}).",
+        "",
+        f"- Template: `{fmt['template']}` (family `{fmt['family']}`, version {fmt['version']}), protocol {', '.join(fmt['protocols'])}.",
+        f"- Parser: {card['parser']['mode']}; score scale: {card['score_scale'] or 'none (winner only)'}.",
+        f"- Pairs are judged in both orders: {card['tie_policy']['both_orders']}; a disagreement becomes: {card['tie_policy']['disagreement']}.",
+        f"- Default decoding: `{json.dumps(card['decoding'])}`.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import judgetrain",
+        "judge = judgetrain.Judge.from_card(\"<this dir>\")          # or the URL of a server: \"http://127.0.0.1:8000\"",
+        "result = judge.compare(\"What is 2+2?\", \"4\", \"5\")          # both orders, aggregated",
+        "print(result.winner)",
+        "```",
+        "",
+        "Serve it: `vllm serve <this dir>` (GPU) or `judgetrain serve --model <this dir>` (CPU); the chat template is in `chat_template.jinja`.",
+        "",
+        "## Training data",
+        "",
+    ]
+    hashes = card["training_data"]["manifest_hashes"]
+    lines += [f"- `{path}`: manifest `{digest}`" for path, digest in hashes.items()] or ["- (not recorded)"]
+    lines += ["", "## Evaluation", ""]
+    if card["evaluation"]:
+        for entry in card["evaluation"]:
+            metrics = entry.get("metrics") or {}
+            shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+                              if isinstance(v, (int, float, str)) and not isinstance(v, bool))
+            lines.append(f"- {entry.get('benchmark') or entry['path']}: {shown}")
+    else:
+        lines.append("No evaluation results were found in the run dir.")
+    return "\n".join(lines) + "\n"
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def _greedy_generation_config(model, tokenizer, max_new_tokens: int):
+    from transformers import GenerationConfig
+
+    eos = model.generation_config.eos_token_id if model.generation_config.eos_token_id is not None else tokenizer.eos_token_id
+    # Greedy: a judge's verdict must not change from one call to the next.
+    return GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos,
+                            pad_token_id=tokenizer.pad_token_id, bos_token_id=model.generation_config.bos_token_id)
+
+
+def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, dtype: str = "bf16",
+           format_name: str | None = None, max_new_tokens: int | None = None, name: str | None = None,
+           decoding=None) -> Path:
+    """Export ``checkpoint`` (a dir written by :func:`judgetrain.train.trainer.train`) to ``out``.
+
+    Args:
+        checkpoint: RUN/final or RUN/checkpoint-N (full weights or a LoRA adapter, with the run's
+            config and record beside them).
+        out: the export dir; replaced when it holds an earlier export, refused when it holds anything else.
+        merge_lora: merge a LoRA adapter into the base (``merge_and_unload``); False saves the adapter.
+        dtype: fp32, bf16 or fp16 for the saved weights.
+        format_name: the judge template; None reads it from the run.
+        max_new_tokens / decoding: the card's default decoding (default: the format's greedy default).
+        name: the judge's name (default: the out dir's name).
+    Returns:
+        The export dir.
+    """
+    import torch
+
+    from judgetrain import formats
+    from judgetrain.data.io import make_staging_dir, replace_dir
+    from judgetrain.judging.judge import default_decoding
+    from judgetrain.models import load_model, load_tokenizer, torch_dtype
+    from judgetrain.train.checkpoint import read_record
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    if not checkpoint.is_dir():
+        raise ValueError(f"--checkpoint {checkpoint}: no such dir")
+    record = read_record(checkpoint)
+    if record is None:
+        raise ValueError(f"--checkpoint {checkpoint}: not a complete judgetrain checkpoint (no judgetrain_checkpoint.json); "
+                         "use RUN/final or a complete RUN/checkpoint-N")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CARD_FILE).is_file())):
+        raise ValueError(f"--out {out} exists and is not an earlier export (no {CARD_FILE}); choose a new or empty dir")
+    config = _run_config(checkpoint)
+    fmt = formats.get(format_name or training_format_name(config, checkpoint))
+    if decoding is None:
+        decoding = default_decoding(fmt, max_new_tokens=max_new_tokens)
+    target_dtype = torch_dtype(dtype)
+
+    is_adapter = (checkpoint / "adapter_config.json").is_file()
+    # Merge in fp32 (the adapter's delta is small; rounding it into bf16 weights first would lose it), cast after.
+    model = load_model(str(checkpoint), dtype="fp32")
+    lora_merged = False
+    if is_adapter and merge_lora:
+        model = model.merge_and_unload()
+        lora_merged = True
+    tokenizer = load_tokenizer(str(checkpoint) if (checkpoint / "tokenizer_config.json").is_file() else
+                               (config.model.tokenizer or config.model.path))
+    tokenizer.padding_side = "left"
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{checkpoint}: the tokenizer has no chat template, so a server could not rebuild the training prompt; "
+                         "train with a chat model's tokenizer")
+    model = model.to(target_dtype)
+    base_model = config.model.path
+    if lora_merged or not is_adapter:
+        # The exported weights stand alone: their config names no cache path of this machine.
+        model.config._name_or_path = name or out.name
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = make_staging_dir(out.parent, f".{out.name}.tmp-")
+    try:
+        model.generation_config = _greedy_generation_config(model, tokenizer, decoding.max_new_tokens)
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        if is_adapter and not merge_lora:
+            model.generation_config.save_pretrained(staging)
+        card = build_card(name=name or out.name, fmt=fmt, decoding=decoding, record=record, base_model=base_model,
+                          method=config.method.name, lora_merged=lora_merged, dtype=str(target_dtype).removeprefix("torch."),
+                          evaluation=find_eval_results(checkpoint.parent))
+        (staging / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (staging / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
+        replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        del model
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return out
+
+
+__all__ = ["CARD_FILE", "CARD_VERSION", "configure", "run", "export", "build_card", "read_card", "check_card",
+           "find_eval_results", "model_card_markdown", "training_format_name"]

@@ -1,0 +1,268 @@
+"""Auto-J judge formats (Li et al. 2023, "Generative Judge for Evaluating Alignment").
+
+Auto-J reads a user's query and one or two responses, writes its critique, and ends with its verdict:
+
+- pairwise: it names the factors that tell the two responses apart, compares them, and closes with
+  "So, the final decision is Response 1" / "… Response 2" / "… Tie";
+- single: it critiques the one response and closes with a 1-10 rating "Rating: [[x]]" (Auto-J's
+  GPT-4 training ratings include halves such as 6.5, so a decimal rating is part of the contract).
+
+Auto-J's repository carries no licence, so none of its prompt text is shipped here: the prompts below
+are our own wording of the task the paper describes. What is kept is the output contract (the two
+closing statements above, which Auto-J's published targets end with) and the data layout markers
+("[BEGIN DATA]", "[Query]:", "[Response 1]:", "[END DATA]"). When a sample carries scenario
+``criteria`` (or a ``rubric``), they are shown in the prompt as the criteria to judge by; the
+criteria text always comes from the sample.
+
+Templates:
+
+- ``autoj-pairwise-v1``: two responses; "So, the final decision is Response 1 / Response 2 / Tie".
+- ``autoj-single-v1``: one response; "Rating: [[x]]" on 1-10.
+
+Parsing. Auto-J reads the *last* decision statement of an output; here every decision statement of
+the judge's own text must agree, and two different ones are a ParseFailure. Strict reads only the
+contract ("final decision is Response 1|Response 2|Tie", case as written; "Rating: [[x]]"). Lenient
+also reads near-misses: other letter case, extra spaces, bold or quoted verdicts, "Final decision:
+Response 2", "Response1"; for single grading "Rating: 7.5", "Rating: **7**", "Rating: 7/10" and a
+bare "[[7]]". A judge that echoes its prompt is read from the end of the echo on (after the last
+"[END DATA]" or echoed instruction), and the instruction's own spelling of the verdicts is never read
+as a vote. A rating outside 1-10 is a ParseFailure; nothing unreadable becomes a tie.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+from judgetrain.formats.base import JudgeFormat, Message
+from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
+
+SCORE_SCALE = (1.0, 10.0)
+"""Auto-J's single-grading scale."""
+
+TARGET_LABEL_KEYS = ("gpt4", "human_majority", "human", "gold")
+"""Which label a critique-less target is made from, first present wins (the teacher first: Auto-J's
+training critiques are GPT-4's); with a single label, that one."""
+
+DECISION_STATEMENTS = {"A": "So, the final decision is Response 1", "B": "So, the final decision is Response 2",
+                       "tie": "So, the final decision is Tie"}
+"""The closing statement of a pairwise judgment for each winner (Auto-J's output contract)."""
+
+SYSTEM_PROMPT = "You are a careful, impartial evaluator of AI assistants' responses to user queries."
+
+END_OF_DATA = "[END DATA]"
+
+_PAIR_INSTRUCTION = (
+    "Compare the two responses above as answers to the user's query. First point out the factors that matter "
+    "most for telling them apart, and weigh both responses on each factor. Then state your conclusion in one "
+    "closing sentence that begins with \"So, the final decision is\" followed by exactly one of: Response 1, "
+    "Response 2, or Tie. The conclusion must follow from your comparison; the order in which the responses "
+    "are shown must not sway it."
+)
+_SINGLE_INSTRUCTION = (
+    "Write a critique of the response above as an answer to the user's query: what it does well, where it "
+    "falls short, and what would make it better. After the critique, grade the response from 1 (worst) to 10 "
+    "(best) on a last line written exactly as \"Rating: [[x]]\", with x replaced by your rating."
+)
+_CRITERIA_INTRO = "Judge by these criteria for this kind of query (they come with the query):"
+
+_NUMBER = r"\d+(?:\.\d+)?"
+# The verdicts as an instruction spells them out ("Response 1 / Response 2 / Tie"): never a vote.
+_SPELLED_OUT = re.compile(r"final\s+decision\s+is\s*:?\s*\"?\s*Response\s*1\s*/\s*Response\s*2\s*/\s*Tie", re.IGNORECASE)
+
+_PAIR_STRICT = re.compile(r"final decision is (Response 1|Response 2|Tie|tie)(?!\w)")
+_PAIR_LENIENT = re.compile(
+    r"final\s+decision\s*(?:is|was)?\s*[:：]?\s*[*_\"'`\[(\s]*(response\s*1|response\s*2|tie)(?!\w)", re.IGNORECASE
+)
+_SINGLE_STRICT = re.compile(rf"Rating: \[\[({_NUMBER})\]\]")
+_SINGLE_LENIENT = (
+    re.compile(rf"rating\s*[:：]?\s*[*_`\s]*\[\[\s*({_NUMBER})\s*\]\]", re.IGNORECASE),
+    re.compile(rf"rating\s*[:：]\s*[*_`\s]*\[?\s*({_NUMBER})\s*\]?[*_`]*(?:\s*/\s*10)?", re.IGNORECASE),
+    re.compile(rf"\[\[\s*({_NUMBER})\s*\]\]"),
+)
+
+
+def format_score(score: float) -> str:
+    """A score as a judge writes it: ``8`` for 8.0, ``7.5`` for 7.5."""
+    return str(int(score)) if float(score).is_integer() else str(float(score))
+
+
+def target_label(sample: JudgeSample) -> Label | None:
+    """The label a critique-less target is built from (see :data:`TARGET_LABEL_KEYS`), or None."""
+    return sample.label(*TARGET_LABEL_KEYS) or sample.label()
+
+
+def one_turn(sample: JudgeSample, template: str) -> int:
+    """The turn index shown by a one-question template: 0, for a single-turn sample or a multi-turn
+    one judged on turn 1 (later turns need the conversation before them, which these prompts lack)."""
+    if sample.is_multi_turn and sample.turn != 1:
+        which = "the whole conversation (turn=None)" if sample.turn is None else f"turn {sample.turn}"
+        raise ValueError(
+            f"sample {sample.id!r} is multi-turn and judged on {which}; template {template!r} shows one query and its "
+            "response(s): set turn=1, or use an mtbench -multi-turn template"
+        )
+    for position, answer in enumerate(sample.answers):
+        if len(answer.turns) != len(sample.question_turns):
+            raise ValueError(
+                f"sample {sample.id!r}: answer {position + 1} has {len(answer.turns)} turn(s), the question {len(sample.question_turns)}"
+            )
+    return 0
+
+
+def read_markers(text: str, pattern: re.Pattern[str], read: Callable[[str], Any]) -> tuple[Any, re.Match[str]] | str | None:
+    """The one value every match of ``pattern`` in ``text`` gives, with the last match; a reason
+    string when the matches disagree; None when nothing matches."""
+    matches = list(pattern.finditer(text))
+    if not matches:
+        return None
+    values = list(dict.fromkeys(read(m.group(1)) for m in matches))
+    if len(values) > 1:
+        return "conflicting verdicts in one output: " + ", ".join(repr(m.group(0).strip()) for m in matches[:6])
+    return values[0], matches[-1]
+
+
+@dataclass(frozen=True)
+class AutoJFormat(JudgeFormat):
+    """An Auto-J template: critique first, the verdict statement last."""
+
+    @property
+    def instruction(self) -> str:
+        """The instruction closing the prompt; an output echoing it is read from after the echo."""
+        return _PAIR_INSTRUCTION if self.protocol == "pairwise" else _SINGLE_INSTRUCTION
+
+    # --- rendering -------------------------------------------------------------------------
+    def check_sample(self, sample: JudgeSample) -> None:
+        super().check_sample(sample)
+        one_turn(sample, self.name)
+
+    def prompt_messages(self, sample: JudgeSample) -> list[Message]:
+        index = one_turn(sample, self.name)
+        parts = ["[BEGIN DATA]\n***\n", f"[Query]: {sample.question_turns[index]}\n***\n"]
+        if self.protocol == "pairwise":
+            for number, answer in enumerate(sample.answers, start=1):
+                parts.append(f"[Response {number}]: {answer.turns[index]}\n***\n")
+        else:
+            parts.append(f"[Response]: {sample.answers[0].turns[index]}\n***\n")
+        parts.append(f"{END_OF_DATA}\n\n")
+        criteria = sample.criteria or sample.rubric
+        if criteria:
+            parts.append(f"{_CRITERIA_INTRO}\n{criteria.strip()}\n\n")
+        parts.append(self.instruction)
+        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "".join(parts)}]
+
+    def target(self, sample: JudgeSample) -> str | None:
+        if sample.judgment is not None:
+            return sample.judgment
+        label = target_label(sample)
+        return self.label_target(sample, label) if label is not None else None
+
+    @abc.abstractmethod
+    def label_target(self, sample: JudgeSample, label: Label) -> str | None:
+        """The closing verdict statement alone, stating ``label``; None when the label lacks what the
+        format states (a winner, or a score)."""
+
+    # --- parsing ---------------------------------------------------------------------------
+    def judge_part(self, text: str) -> tuple[str, int]:
+        """``text`` with the instruction's own spelling of the verdicts blanked (same length, so offsets
+        hold), and where the judge's own text starts: after the last echoed "[END DATA]" or
+        instruction, else 0."""
+        begin = 0
+        for marker in (END_OF_DATA, self.instruction):
+            at = text.rfind(marker)
+            if at >= 0:
+                begin = max(begin, at + len(marker))
+        readable = _SPELLED_OUT.sub(lambda m: " " * len(m.group(0)), text)
+        readable = readable.replace(self.instruction, " " * len(self.instruction))
+        return " " * begin + readable[begin:], begin
+
+
+@dataclass(frozen=True)
+class AutoJPairFormat(AutoJFormat):
+    """Auto-J pairwise: the judgment closes with "So, the final decision is Response 1 / Response 2 / Tie"."""
+
+    answer_names: ClassVar[tuple[tuple[str, str], ...]] = (("Response 1", "Response 2"), ("response 1", "response 2"))
+
+    def label_target(self, sample: JudgeSample, label: Label) -> str | None:
+        return DECISION_STATEMENTS[label.winner] + "." if label.winner is not None else None
+
+    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
+        if not text.strip():
+            return self.failure(text, "empty output")
+        readable, begin = self.judge_part(text)
+        found = read_markers(readable, _PAIR_STRICT, lambda v: _PAIR_WINNERS[v.lower()])
+        lenient = False
+        if found is None and not strict:
+            found = read_markers(readable, _PAIR_LENIENT, _lenient_winner)
+            lenient = True
+        if found is None:
+            mode = "strict" if strict else "lenient"
+            return self.failure(text, f"no final decision 'final decision is Response 1 / Response 2 / Tie' ({mode})")
+        if isinstance(found, str):
+            return self.failure(text, found)
+        winner, _match = found
+        return Verdict(winner=winner, critique=text[begin:].strip(), template=self.name, lenient=lenient)
+
+
+_PAIR_WINNERS = {"response 1": "A", "response 2": "B", "tie": "tie"}
+
+
+def _lenient_winner(verdict: str) -> str:
+    # "Response  1", "response1", "TIE" -> the canonical spelling.
+    return _PAIR_WINNERS[re.sub(r"\s+", "", verdict.lower()).replace("response", "response ")]
+
+
+@dataclass(frozen=True)
+class AutoJSingleFormat(AutoJFormat):
+    """Auto-J single grading: the critique closes with "Rating: [[x]]" on 1-10."""
+
+    score_scale: tuple[float, float] | None = SCORE_SCALE
+
+    def label_target(self, sample: JudgeSample, label: Label) -> str | None:
+        if label.scores is None or label.scores[0] is None:
+            return None
+        if label.scale is not None and label.scale != SCORE_SCALE:
+            raise ValueError(
+                f"sample {sample.id!r}: its label is on the scale {label.scale}, template {self.name!r} grades on "
+                f"{SCORE_SCALE}: rescale the labels or pick a template of that scale"
+            )
+        score = label.scores[0]
+        if not SCORE_SCALE[0] <= score <= SCORE_SCALE[1]:
+            raise ValueError(f"sample {sample.id!r}: score {score} is outside {self.name!r}'s scale 1-10")
+        return f"Rating: [[{format_score(score)}]]"
+
+    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
+        if not text.strip():
+            return self.failure(text, "empty output")
+        readable, begin = self.judge_part(text)
+        found = read_markers(readable, _SINGLE_STRICT, float)
+        lenient = False
+        if found is None and not strict:
+            for pattern in _SINGLE_LENIENT:
+                found = read_markers(readable, pattern, float)
+                if found is not None:
+                    break
+            lenient = True
+        if found is None:
+            mode = "strict" if strict else "lenient"
+            return self.failure(text, f"no rating 'Rating: [[x]]' ({mode})")
+        if isinstance(found, str):
+            return self.failure(text, found)
+        score, _match = found
+        if not SCORE_SCALE[0] <= score <= SCORE_SCALE[1]:
+            return self.failure(text, f"rating {format_score(score)} is outside the scale 1-10")
+        return Verdict(scores=(score,), critique=text[begin:].strip(), template=self.name, lenient=lenient)
+
+
+FORMATS: tuple[AutoJFormat, ...] = (
+    AutoJPairFormat(
+        name="autoj-pairwise-v1", family="autoj", protocol="pairwise",
+        description="Auto-J pairwise: critique, then 'So, the final decision is Response 1 / Response 2 / Tie'",
+    ),
+    AutoJSingleFormat(
+        name="autoj-single-v1", family="autoj", protocol="single",
+        description="Auto-J single grading: critique, then 'Rating: [[x]]' on 1-10",
+    ),
+)
+"""The Auto-J templates."""

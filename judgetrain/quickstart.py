@@ -1,0 +1,357 @@
+"""``judgetrain quickstart``: the whole day on the embedded SmolLM2-135M, on a CPU.
+
+    judgetrain quickstart [--out runs/quickstart] [--tiny]
+
+1. data: the pairwise sets shipped in ``judgetrain/resources/quickstart`` (LLMBar, MIT; Prometheus'
+   HHH-alignment pairs, Apache-2.0; PandaLM's human-annotated test set, Apache-2.0 — see its
+   ATTRIBUTION.md) → a prepared training dir (LLMBar + HHH, answers swapped with probability 0.5) and
+   a held-out evaluation set of PandaLM test items (majority vote of 3 human annotators), never
+   trained on. Samples longer than ``--max-seq-len`` tokens are left out, not cut;
+2. evaluate the base model: both orders, accuracy / swap consistency / parse failures;
+3. LoRA-train it (transformers Trainer + peft) with :func:`judgetrain.train.trainer.train`;
+4. evaluate the trained checkpoint the same way, beside the majority-class and longer-answer-wins baselines;
+5. export it (merged safetensors + judge card), serve it on 127.0.0.1 with ``judgetrain serve``
+   and judge one example through ``Judge.from_card(URL)``;
+6. print the summary table; ``OUT/report.md`` and ``OUT/results.json`` hold it.
+
+``--tiny`` runs the same path in seconds with the tiny random model (for CI): its numbers mean nothing.
+The template is ``mtbench-pair-v2`` (FastChat's ``[[A]]`` / ``[[B]]`` / ``[[C]]``): the shipped human
+labels are winners without grades, and its target is the verdict token alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from judgetrain.types import JudgeSample, Judgment
+
+RESOURCES = Path(__file__).parent / "resources" / "quickstart"
+TRAIN_FILES = ("train_llmbar.jsonl", "train_hhh.jsonl")
+EVAL_FILE = "eval_pandalm.jsonl"
+FORMAT = "mtbench-pair-v2"
+GOLD_LABELS = ("human_majority", "human", "gold")
+"""Which label of a shipped sample is its gold one (PandaLM: human_majority, HHH: human, LLMBar: gold)."""
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a quickstart run is."""
+
+    model: str
+    num_train: int
+    num_eval: int
+    max_seq_len_tokens: int
+    epochs: float
+    max_steps: int | None
+    lr: float
+    batch_size: int
+    grad_accum: int
+    max_new_tokens: int
+
+
+# SmolLM2-135M trains at ~150-210 tokens/s on 2 CPU cores: 200 samples of <= 360 tokens is ~6 min.
+FULL = Size(model="embedded:smollm2-135m", num_train=200, num_eval=48, max_seq_len_tokens=360, epochs=1.0, max_steps=None,
+            lr=1e-3, batch_size=4, grad_accum=2, max_new_tokens=12)
+TINY = Size(model="tiny", num_train=16, num_eval=6, max_seq_len_tokens=2048, epochs=1.0, max_steps=4, lr=1e-3, batch_size=4,
+            grad_accum=1, max_new_tokens=8)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="runs/quickstart", help="where the data, run, export and report go (default runs/quickstart)")
+    parser.add_argument("--tiny", action="store_true", help="the same path in seconds with the tiny random model (CI)")
+    parser.add_argument("--num-train", type=int, default=None, help="training samples (default 200; --tiny 16)")
+    parser.add_argument("--num-eval", type=int, default=None, help="held-out PandaLM items judged before and after (default 48; --tiny 6)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample choice, the swap augmentation and training")
+
+
+def run(args: argparse.Namespace) -> int:
+    size = TINY if args.tiny else FULL
+    overrides = {k: v for k, v in (("num_train", args.num_train), ("num_eval", args.num_eval)) if v is not None}
+    for key, value in overrides.items():
+        if value < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    size = Size(**{**size.__dict__, **overrides})
+    quickstart(Path(args.out), size, seed=args.seed)
+    return 0
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+def read_shipped(name: str) -> list[JudgeSample]:
+    """The canonical samples of one shipped file."""
+    path = RESOURCES / name
+    samples = []
+    with path.open(encoding="utf-8") as f:
+        for line_number, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    samples.append(JudgeSample.from_dict(json.loads(line)))
+                except ValueError as err:
+                    raise ValueError(f"{path}:{line_number}: {err}; reinstall judgetrain") from None
+    return samples
+
+
+def gold_winner(sample: JudgeSample) -> str:
+    label = sample.label(*GOLD_LABELS)
+    assert label is not None and label.winner is not None, f"shipped sample {sample.id} has no gold winner"
+    return label.winner
+
+
+def fitting(samples: Sequence[JudgeSample], fmt, tokenizer, max_seq_len_tokens: int) -> list[JudgeSample]:
+    """The samples whose whole rendered training row fits the token budget (none is shortened: a cut
+    answer would no longer deserve its label)."""
+    from tqdm.auto import tqdm
+
+    from judgetrain.data.tokenize import encode_messages
+
+    kept = []
+    for sample in tqdm(samples, desc="measuring samples", unit=" samples", file=sys.stderr):
+        input_ids, _ = encode_messages(fmt.render(sample), tokenizer)
+        if len(input_ids) <= max_seq_len_tokens:
+            kept.append(sample)
+    return kept
+
+
+def write_prepared(samples: Sequence[JudgeSample], out_dir: Path, *, format_name: str, source: str, seed: int,
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``samples`` as a prepared dir (the layout ``judgetrain prep`` writes) through a staging dir."""
+    import shutil
+
+    import judgetrain
+    from judgetrain.data.io import make_staging_dir, replace_dir, write_manifest, write_samples
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = make_staging_dir(out_dir.parent, f".{out_dir.name}.tmp-")
+    try:
+        section = write_samples(samples, staging)
+        manifest = write_manifest(staging, {
+            "judgetrain_version": judgetrain.__version__,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source": source,
+            "settings": {"format": format_name, "augmentation": {"num_swapped": sum(s.swapped for s in samples)}, **(extra or {})},
+            "seed": seed,
+            "samples": section,
+        })
+        replace_dir(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, list[JudgeSample], list[JudgeSample]]:
+    """(training prepared dir, training samples, held-out evaluation samples)."""
+    import random
+
+    from judgetrain import formats
+    from judgetrain.data.augment import materialise
+
+    fmt = formats.get(FORMAT)
+    pool = [s for name in TRAIN_FILES for s in read_shipped(name)]
+    random.Random(seed).shuffle(pool)
+    train = fitting(pool, fmt, tokenizer, size.max_seq_len_tokens)[: size.num_train]
+    # HHH lists the chosen answer first: swapping half the pairs keeps the judge from learning "A wins".
+    train = materialise(train, swap_probability=0.5, p_include_reference=1.0, seed=seed)
+    held_out = fitting(read_shipped(EVAL_FILE), fmt, tokenizer, size.max_seq_len_tokens)[: size.num_eval]
+    train_dir = out / "data" / "train"
+    write_prepared(train, train_dir, format_name=FORMAT, source="quickstart", seed=seed,
+                   extra={"files": list(TRAIN_FILES), "max_seq_len_tokens": size.max_seq_len_tokens})
+    return train_dir, train, held_out
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def score(judgments: Sequence[Judgment], samples: Sequence[JudgeSample]) -> dict[str, Any]:
+    """Accuracy of the both-orders verdict against the human label (a parse failure counts wrong),
+    swap consistency and the share of judge calls that did not parse."""
+    from judgetrain import metrics
+    from judgetrain.judging.judge import per_order
+
+    gold = [gold_winner(s) for s in samples]
+    aggregated = [j.winner for j in judgments]
+    first, second = [], []
+    for judgment in judgments:
+        orders = per_order(judgment)
+        first.append(orders[0].winner)
+        second.append(orders[-1].winner)
+    return {
+        "num_items": len(samples),
+        "accuracy": metrics.accuracy(aggregated, gold),
+        "accuracy_first_order": metrics.accuracy(first, gold),
+        "swap_consistency": metrics.consistency(first, second),
+        "parse_failure_rate": float(metrics.parse_failed_per_item(first, second).mean()),
+    }
+
+
+def baselines(train: Sequence[JudgeSample], held_out: Sequence[JudgeSample]) -> dict[str, dict[str, Any]]:
+    """Majority class (the commonest training label, for every item) and longer-answer-wins."""
+    from judgetrain import metrics
+
+    gold = [gold_winner(s) for s in held_out]
+    majority = Counter(gold_winner(s) for s in train).most_common(1)[0][0]
+    longer = ["A" if len(s.answers[0].text) > len(s.answers[1].text) else "B" if len(s.answers[1].text) > len(s.answers[0].text)
+              else "tie" for s in held_out]
+    return {
+        f"majority class ({majority})": {"accuracy": metrics.accuracy([majority] * len(gold), gold), "swap_consistency": None,
+                                         "parse_failure_rate": 0.0},
+        # The longer answer stays the longer one when the two are swapped: consistent by construction.
+        "longer answer wins": {"accuracy": metrics.accuracy(longer, gold), "swap_consistency": 1.0, "parse_failure_rate": 0.0},
+    }
+
+
+def evaluate(model: str, held_out: Sequence[JudgeSample], size: Size, *, desc: str) -> tuple[dict[str, Any], list[Judgment]]:
+    """Judge ``held_out`` with ``model`` in both orders; (scores, judgments)."""
+    from judgetrain.judging.backends.base import Decoding
+    from judgetrain.judging.backends.transformers_backend import TransformersBackend
+    from judgetrain.judging.judge import Judge
+
+    _say(f"[quickstart] {desc}: judging {len(held_out)} held-out PandaLM items in both orders")
+    backend = TransformersBackend(model, batch_size=8)
+    judge = Judge(FORMAT, backend, Decoding(max_new_tokens=size.max_new_tokens), both_orders=True, progress=True)
+    judgments = judge.judge(held_out)
+    del backend
+    return score(judgments, held_out), judgments
+
+
+def _write_json(path: Path, content: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_jsonl(path: Path, judgments: Sequence[Judgment]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as f:
+        for judgment in judgments:
+            f.write(json.dumps(judgment.to_dict(), ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def _cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def summary_table(rows: dict[str, dict[str, Any]]) -> str:
+    """The markdown table of accuracy, swap consistency and parse-failure rate per row."""
+    lines = ["| judge | accuracy | swap consistency | parse-failure rate |", "|---|---|---|---|"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {_cell(row['accuracy'])} | {_cell(row['swap_consistency'])} | {_cell(row['parse_failure_rate'])} |")
+    return "\n".join(lines)
+
+
+def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
+    """Run the quickstart into ``out``; returns the results written to ``out/results.json``."""
+    from judgetrain.export import export
+    from judgetrain.judging.judge import Judge
+    from judgetrain.models import load_tokenizer, resolve_model_path
+    from judgetrain.serve import start_server
+    from judgetrain.train.config import load_config
+    from judgetrain.train.trainer import train
+
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    _say(f"[quickstart] model {size.model}; everything goes to {out}")
+    model_path = resolve_model_path(size.model)  # converts the embedded GGUF once (~30 s)
+    tokenizer = load_tokenizer(size.model)
+
+    # 1. data
+    train_dir, train_samples, held_out = build_data(out, size, tokenizer, seed=seed)
+    _say(f"[quickstart] data: {len(train_samples)} training samples in {train_dir}; {len(held_out)} held-out PandaLM test items")
+
+    # 2. before training
+    before, before_judgments = evaluate(model_path if size.model != "tiny" else "tiny", held_out, size, desc="before training")
+
+    # 3. train
+    run_dir = out / "run"
+    config_path = out / "train_config.yaml"
+    config_path.write_text(
+        f"# LoRA on {size.model}, written by `judgetrain quickstart`; rerun with:\n"
+        f"#   judgetrain train --config {config_path}\n"
+        f"model: {{path: '{size.model}'}}\n"
+        f"data: {{datasets: [{{path: '{train_dir}'}}], format: {FORMAT}, max_seq_len: {size.max_seq_len_tokens}}}\n"
+        f"method: {{name: lora, lora: {{r: 16, alpha: 32, dropout: 0.0}}}}\n"
+        f"optim: {{lr: {size.lr}, epochs: {size.epochs}, {'max_steps: ' + str(size.max_steps) + ', ' if size.max_steps else ''}"
+        f"per_device_batch_size: {size.batch_size}, gradient_accumulation_steps: {size.grad_accum}, warmup_ratio: 0.1, seed: {seed}}}\n"
+        f"logging: {{stdout: false, every_steps: 5}}\n"
+        f"checkpoint: {{every_steps: 0, resume: never}}\n"
+        f"output_dir: '{run_dir}'\n",
+        encoding="utf-8",
+    )
+    _say(f"[quickstart] training ({config_path})")
+    train_started = time.perf_counter()
+    result = train(load_config(config_path))
+    train_seconds = time.perf_counter() - train_started
+    _say(f"[quickstart] trained {result.global_step} steps in {train_seconds:.0f} s, mean loss {result.train_loss:.3f}")
+
+    # 4. after training
+    after, after_judgments = evaluate(str(result.final_dir), held_out, size, desc="after training")
+    eval_dir = run_dir / "eval"
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(eval_dir / "judgments_before.jsonl", before_judgments)
+    _write_jsonl(eval_dir / "judgments_after.jsonl", after_judgments)
+    _write_json(eval_dir / "results.json", {"benchmark": "pandalm-test (held out, both orders)", "template": FORMAT,
+                                            "metrics": after, "before_training": before})
+
+    # 5. export, serve, judge one example through the client
+    from judgetrain.judging.backends.base import Decoding
+
+    export_dir = export(result.final_dir, out / "judge", dtype="fp32" if size.model == "tiny" else "bf16",
+                        decoding=Decoding(max_new_tokens=size.max_new_tokens), name=f"quickstart-{Path(size.model).name}")
+    _say(f"[quickstart] exported to {export_dir}")
+    server, _ = start_server(str(export_dir), "127.0.0.1", 0, batch_size=2)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        client_judge = Judge.from_card(url)
+        example = held_out[0]
+        served = client_judge.compare(example.question_turns[0], example.answers[0].text, example.answers[1].text)
+        client_judge.backend.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    served_example = {"url": url, "sample_id": example.id, "human": gold_winner(example), "winner": served.winner,
+                      "raw_text": served.raw_text, "both_orders": served.meta.get("both_orders")}
+    _say(f"[quickstart] served judge at {url}: {example.id} -> {served.winner} (human: {gold_winner(example)})")
+
+    # 6. the report
+    rows = {"before training": before, "after training": after, **baselines(train_samples, held_out)}
+    table = summary_table(rows)
+    results = {
+        "model": size.model, "template": FORMAT, "num_train": len(train_samples), "num_eval": len(held_out),
+        "train_steps": result.global_step, "train_loss": result.train_loss, "train_seconds": train_seconds,
+        "rows": rows, "served_example": served_example, "export_dir": str(export_dir), "run_dir": str(run_dir),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    _write_json(out / "results.json", results)
+    report = (f"# judgetrain quickstart\n\nModel `{size.model}`, template `{FORMAT}`, {len(train_samples)} training samples "
+              f"(LLMBar + HHH), {len(held_out)} held-out PandaLM test items judged in both orders against the majority vote of "
+              f"3 human annotators (a parse failure counts as wrong; a disagreement between the orders is a tie).\n\n{table}\n\n"
+              f"Trained {result.global_step} steps in {train_seconds:.0f} s. Export: `{export_dir}`. "
+              f"Wall time {results['wall_seconds']:.0f} s.\n")
+    (out / "report.md").write_text(report, encoding="utf-8")
+    _say("\n" + table + "\n")
+    _say(f"[quickstart] done in {results['wall_seconds']:.0f} s. Report: {out / 'report.md'}; results: {out / 'results.json'}; "
+         f"judge: {export_dir}")
+    return results
+
+
+__all__ = ["configure", "run", "quickstart", "Size", "FULL", "TINY", "FORMAT", "build_data", "write_prepared", "read_shipped",
+           "score", "baselines", "summary_table"]
