@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from judgetrain.types import JudgeSample, ParseFailure, Verdict
+from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 Message = dict[str, str]
 """A chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
@@ -89,6 +89,23 @@ class JudgeFormat(abc.ABC):
     def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
         """Read a verdict from judge output. Strict accepts only the contract; lenient also
         accepts common near-misses. Neither returns a tie for text it could not read."""
+
+    def label_scores(self, sample: JudgeSample, label: Label) -> tuple[float, ...] | None:
+        """The label's scores checked against this template's ``score_scale``, or None when the label
+        lacks a score for some answer (then no target can be built from it)."""
+        assert self.score_scale is not None, f"{self.name} emits no grades"
+        if label.scores is None or any(s is None for s in label.scores):
+            return None
+        if label.scale is not None and label.scale != self.score_scale:
+            raise ValueError(
+                f"sample {sample.id!r}: its label is on the scale {label.scale}, template {self.name!r} grades on "
+                f"{self.score_scale}: rescale the labels or pick a template of that scale"
+            )
+        low, high = self.score_scale
+        for score in label.scores:
+            if not low <= score <= high:  # type: ignore[operator]
+                raise ValueError(f"sample {sample.id!r}: score {score} is outside {self.name!r}'s scale {low:g}-{high:g}")
+        return tuple(float(s) for s in label.scores)  # type: ignore[arg-type]
 
     def failure(self, text: str, reason: str) -> ParseFailure:
         return ParseFailure(raw_text=text, reason=reason, template=self.name)

@@ -178,17 +178,9 @@ class JudgeLMFormat(JudgeFormat):
         A label holding only a winner gives None: JudgeLM's verdict is scores, and inventing them
         would teach the judge numbers nobody gave.
         """
-        if label.scores is None or any(s is None for s in label.scores):
+        scores = self.label_scores(sample, label)
+        if scores is None:
             return None
-        if label.scale is not None and label.scale != SCORE_SCALE:
-            raise ValueError(
-                f"sample {sample.id!r}: its label is on the scale {label.scale}, template {self.name!r} scores on "
-                f"{SCORE_SCALE}: rescale the labels or pick a template of that scale"
-            )
-        scores = tuple(float(s) for s in label.scores)  # type: ignore[arg-type]
-        for score in scores:
-            if not SCORE_SCALE[0] <= score <= SCORE_SCALE[1]:
-                raise ValueError(f"sample {sample.id!r}: score {score} is outside {self.name!r}'s scale 1-10")
         implied = self.winner_of(scores)
         if label.winner is not None and implied is not None and implied != label.winner:
             raise ValueError(

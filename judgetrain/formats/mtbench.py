@@ -295,17 +295,8 @@ class MtBenchSingleFormat(MtBenchFormat):
     score_scale: tuple[float, float] | None = SCORE_SCALE
 
     def label_target(self, sample: JudgeSample, label: Label) -> str | None:
-        if label.scores is None or label.scores[0] is None:
-            return None
-        if label.scale is not None and label.scale != SCORE_SCALE:
-            raise ValueError(
-                f"sample {sample.id!r}: its label is on the scale {label.scale}, template {self.name!r} grades on "
-                f"{SCORE_SCALE}: rescale the labels or pick a template of that scale"
-            )
-        score = label.scores[0]
-        if not SCORE_SCALE[0] <= score <= SCORE_SCALE[1]:
-            raise ValueError(f"sample {sample.id!r}: score {score} is outside {self.name!r}'s scale 1-10")
-        return f"Rating: [[{format_score(score)}]]"
+        scores = self.label_scores(sample, label)
+        return None if scores is None else f"Rating: [[{format_score(scores[0])}]]"
 
     def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
         if not text.strip():

@@ -292,15 +292,11 @@ class PrometheusAbsoluteFormat(PrometheusFormat):
     score_scale: tuple[float, float] | None = SCORE_SCALE
 
     def result_of(self, sample: JudgeSample, label: Label) -> str | None:
-        if label.scores is None or label.scores[0] is None:
+        scores = self.label_scores(sample, label)
+        if scores is None:
             return None
-        if label.scale is not None and label.scale != SCORE_SCALE:
-            raise ValueError(
-                f"sample {sample.id!r}: its label is on the scale {label.scale}, template {self.name!r} grades on "
-                f"{SCORE_SCALE}: rescale the labels or pick a template of that scale"
-            )
-        score = label.scores[0]
-        if not float(score).is_integer() or not SCORE_SCALE[0] <= score <= SCORE_SCALE[1]:
+        score = scores[0]
+        if not score.is_integer():
             raise ValueError(
                 f"sample {sample.id!r}: grade {score} is not an integer 1-5, which {self.name!r}'s result must be: "
                 "build the target from one grader's label (e.g. gpt4_1), not an average"
