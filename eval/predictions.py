@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from judgetrain.types import WINNERS, JudgeSample, flip_winner
+from judgetrain.data.io import read_jsonl
 
 IDENTITY_LABEL_MAP = {w: w for w in WINNERS}
 
@@ -140,18 +141,7 @@ def read_predictions(path: str | Path, samples: Sequence[JudgeSample], *, kind: 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"predictions file {path} does not exist")
-    rows: list[tuple[int, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({err.msg}); each line must be one JSON object") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(row).__name__}")
-            rows.append((line_number, row))
+    rows = list(read_jsonl(path))
     with_id = [("id" in row) for _, row in rows]
     if rows and all(with_id):
         by_id: dict[str, tuple[int, dict[str, Any]]] = {}

@@ -59,7 +59,7 @@ def judge_votes(path: str | Path, human: Sequence[Vote], *, judge_name: str | No
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--judgments {path}: no such file")
-    rows = read_jsonl(path)
+    rows = list(read_jsonl(path))
     if not rows:
         raise ValueError(f"--judgments {path}: the file is empty")
     judges = {str(r["judge"][0]) for _, r in rows if isinstance(r.get("judge"), list) and r.get("judge")}

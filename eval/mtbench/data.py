@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from data_prep.mtbench import NEED_REF_CATS
+from judgetrain.data.io import read_jsonl
 
 DEFAULT_BENCH = "mt_bench"
 REFERENCE_MODEL = "gpt-4"
@@ -51,23 +52,6 @@ def bench_dir(data_dir: str | os.PathLike[str] | None, bench: str = DEFAULT_BENC
 def temperature_of(question: dict[str, Any]) -> float:
     """FastChat's sampling temperature for a question: by its category."""
     return TEMPERATURE_CONFIG.get(question.get("category"), DEFAULT_TEMPERATURE)
-
-
-def read_jsonl(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) for each non-empty line; ValueError naming file and line on bad JSON."""
-    rows = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg}); each line must be one JSON object") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            rows.append((number, row))
-    return rows
 
 
 def _turns(value: Any, where: str, field_name: str) -> list[str]:

@@ -19,7 +19,9 @@ import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from judgetrain.data.io import read_jsonl
 
 RESULTS_FILE = "results.json"
 JUDGMENTS_FILE = "judgments.jsonl"
@@ -28,21 +30,6 @@ REPORT_FILE = "report.md"
 AGREEMENTS = ("agree", "disagree", "inconsistent", "parse_failure")
 """How an item's verdict relates to its gold label: matches it, does not, the two orders disagree
 with each other, or a judge call did not parse."""
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line; a bad line is a ValueError naming file and line."""
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({err.msg}); fix or remove the line") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(row).__name__}")
-            yield line_number, row
 
 
 def _require(row: dict[str, Any], name: str, path: Path, line_number: int) -> Any:
@@ -188,7 +175,7 @@ def load_run(path: str | Path) -> Run:
     if not judgments_path.is_file():
         raise ValueError(f"{run_dir}: {JUDGMENTS_FILE} is missing; is this a `judgetrain eval --out` directory?")
     rows = []
-    for line_number, row in _read_jsonl(judgments_path):
+    for line_number, row in read_jsonl(judgments_path):
         _require(row, "id", judgments_path, line_number)
         rows.append(row)
     return Run(path=run_dir, results=results, rows=rows)
@@ -274,7 +261,7 @@ class MTBenchDir:
 
 def _answers_file(path: Path) -> dict[int, list[str]]:
     out = {}
-    for line_number, row in _read_jsonl(path):
+    for line_number, row in read_jsonl(path):
         question_id = _require(row, "question_id", path, line_number)
         choices = _require(row, "choices", path, line_number)
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict) or "turns" not in choices[0]:
@@ -284,7 +271,7 @@ def _answers_file(path: Path) -> dict[int, list[str]]:
 
 
 def _judgment_file(path: Path, pairs: list[PairJudgment], singles: list[SingleJudgment]) -> None:
-    for line_number, row in _read_jsonl(path):
+    for line_number, row in read_jsonl(path):
         question_id = int(_require(row, "question_id", path, line_number))
         turn = int(row.get("turn", 1))
         judge = _judge_name(row.get("judge", path.stem))
@@ -315,7 +302,7 @@ def load_mtbench(path: str | Path) -> MTBenchDir:
     root = Path(path)
     question_path = root / "question.jsonl"
     questions = {}
-    for line_number, row in _read_jsonl(question_path):
+    for line_number, row in read_jsonl(question_path):
         question_id = int(_require(row, "question_id", question_path, line_number))
         row["turns"] = _turns(_require(row, "turns", question_path, line_number))
         questions[question_id] = row

@@ -546,6 +546,45 @@ def write_samples(
     return section
 
 
+def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file. A line that is not one JSON
+    object is a ValueError naming the file and the line."""
+    path = Path(path)
+    with path.open("rb") as f:
+        # Bytes in, so json.loads decodes UTF-8 itself and an undecodable line names its line number.
+        for line_number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+                raise ValueError(f"{path}:{line_number}: not valid JSON ({err}); each line must be one JSON object") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(row).__name__}")
+            yield line_number, row
+
+
+def read_sample_file(path: str | os.PathLike) -> list[JudgeSample]:
+    """The canonical samples of one JSONL file; a bad line names the file, the line and the field."""
+    samples: list[JudgeSample] = []
+    for line_number, row in read_jsonl(path):
+        try:
+            samples.append(JudgeSample.from_dict(row))
+        except ValueError as err:
+            raise ValueError(f"{path}:{line_number}: {err}") from None
+    return samples
+
+
+def load_samples(path: str | os.PathLike) -> list[JudgeSample]:
+    """Canonical samples from a prepared dir (``judgetrain prep`` output) or a JSONL file of samples."""
+    root = Path(path)
+    if root.is_dir():
+        return read_samples(root)
+    if root.is_file():
+        return read_sample_file(root)
+    raise ValueError(f"{root}: no such file or directory; give a prepared dir or a samples .jsonl file")
+
+
 def read_samples(prepared_dir: str | os.PathLike) -> list[JudgeSample]:
     """The samples of a prepared dir, in shard order. When the manifest lists the shards, each one's
     sample count is checked against it."""
@@ -559,16 +598,9 @@ def read_samples(prepared_dir: str | os.PathLike) -> list[JudgeSample]:
         expected = {s["file"]: s["num_samples"] for s in manifest.get("samples", {}).get("shards", [])}
     samples: list[JudgeSample] = []
     for shard in sorted(shard_dir.glob("shard-*.jsonl")):
-        count = 0
-        with shard.open("rb") as f:
-            for line_number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    samples.append(JudgeSample.from_dict(json.loads(line)))
-                except ValueError as err:
-                    raise ValueError(f"{shard}:{line_number}: {err}") from None
-                count += 1
+        shard_samples = read_sample_file(shard)
+        samples.extend(shard_samples)
+        count = len(shard_samples)
         key = f"{SAMPLES_DIR}/{shard.name}"
         if expected and expected.get(key) != count:
             raise ValueError(f"{shard}: holds {count} samples, the manifest says {expected.get(key)}; re-run `judgetrain prep`")

@@ -45,32 +45,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def read_samples(path: str | os.PathLike[str], limit: int | None = None) -> list[JudgeSample]:
-    """Canonical samples from a JSONL file or every ``*.jsonl`` shard of a prepared dir (sorted by name).
+    """Canonical samples from a JSONL file or a prepared dir, the first ``limit`` of them when given.
     A bad line raises ValueError naming the file, the line and the field."""
-    root = Path(path)
-    if root.is_dir():
-        files = sorted(root.glob("*.jsonl")) or sorted(root.glob("**/*.jsonl"))
-        if not files:
-            raise ValueError(f"--input {root}: no *.jsonl shards in this dir; give a samples JSONL or a prepared dir")
-    elif root.is_file():
-        files = [root]
-    else:
-        raise ValueError(f"--input {root}: no such file or dir")
-    samples: list[JudgeSample] = []
-    for file in files:
-        with file.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    samples.append(JudgeSample.from_dict(json.loads(line)))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{file}:{number}: not valid JSON ({err.msg}); each line must be one sample object") from None
-                except ValueError as err:
-                    raise ValueError(f"{file}:{number}: {err}") from None
-                if limit is not None and len(samples) >= limit:
-                    return samples
-    return samples
+    from judgetrain.data.io import load_samples
+
+    samples = load_samples(path)
+    return samples if limit is None else samples[:limit]
 
 
 def default_cache_path() -> Path:

@@ -60,25 +60,9 @@ def run(args: argparse.Namespace) -> int:
 
 def read_input_samples(input_path: str | os.PathLike) -> list[JudgeSample]:
     """Samples from a prepared dir or a JSONL file of canonical samples (errors name file and line)."""
-    path = Path(input_path)
-    if path.is_dir():
-        from judgetrain.data.io import read_samples
+    from judgetrain.data.io import load_samples
 
-        return read_samples(path)
-    if not path.is_file():
-        raise ValueError(f"--input {path}: no such file or directory; give a prepared dir or a samples .jsonl file")
-    samples = []
-    with path.open(encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                samples.append(JudgeSample.from_dict(json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_number}: invalid JSON ({err.msg}); each line must be one canonical sample") from None
-            except ValueError as err:
-                raise ValueError(f"{path}:{line_number}: {err}") from None
-    return samples
+    return load_samples(input_path)
 
 
 def teacher_model(spec: str) -> str:
