@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     card = read_card(out)
     print(f"exported {args.checkpoint} -> {out} (template {card['format']['template']}, dtype {card['model']['dtype']}, "
           f"merged LoRA: {card['model']['lora_merged']})")
-    print(f"  load: AutoModelForCausalLM.from_pretrained({str(out)!r}); judge: judgetrain.Judge.from_card({str(out)!r}); serve: vllm serve {out}")
+    print(f"  judge: judgetrain.Judge.from_card({str(out)!r}); serve: {card['serving']['vllm'].replace('<this dir>', str(out))}")
     return 0
 
 
@@ -145,7 +145,10 @@ def build_card(*, name: str, fmt, decoding, record: dict[str, Any], base_model: 
         "training_data": {"manifest_hashes": dict(record.get("manifest_hashes") or {}),
                           "git_revision": record.get("git_revision")},
         "evaluation": evaluation,
-        "serving": {"chat_template": "chat_template.jinja", "vllm": "vllm serve <this dir>",
+        "serving": {"chat_template": "chat_template.jinja",
+                    # An adapter export needs its base model beside it; a merged one stands alone.
+                    "vllm": (f"vllm serve {base_model} --enable-lora --lora-modules judge=<this dir>"
+                             if method == "lora" and not lora_merged else "vllm serve <this dir>"),
                     "judgetrain": "judgetrain serve --model <this dir>"},
     }
 
@@ -202,7 +205,7 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         "print(result.winner)",
         "```",
         "",
-        "Serve it: `vllm serve <this dir>` (GPU) or `judgetrain serve --model <this dir>` (CPU); the chat template is in `chat_template.jinja`.",
+        f"Serve it: `{card['serving']['vllm']}` (GPU) or `judgetrain serve --model <this dir>` (CPU); the chat template is in `chat_template.jinja`.",
         "",
         "## Training data",
         "",
@@ -231,6 +234,18 @@ def _greedy_generation_config(model, tokenizer, max_new_tokens: int):
     # Greedy: a judge's verdict must not change from one call to the next.
     return GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos,
                             pad_token_id=tokenizer.pad_token_id, bos_token_id=model.generation_config.bos_token_id)
+
+
+def _readable_by_all(directory: Path) -> None:
+    """Give the saved files the permissions of ordinary new files: some writers create them 0600,
+    which a server running as another user (a vLLM container) could not read."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in directory.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~mask)
 
 
 def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, dtype: str = "bf16",
@@ -305,6 +320,7 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
                           evaluation=find_eval_results(checkpoint.parent))
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
+        _readable_by_all(staging)
         replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -278,7 +278,7 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
     _say(f"[quickstart] data: {len(train_samples)} training samples in {train_dir}; {len(held_out)} held-out PandaLM test items")
 
     # 2. before training
-    before, before_judgments = evaluate(model_path if size.model != "tiny" else "tiny", held_out, size, desc="before training")
+    before, before_judgments = evaluate(model_path, held_out, size, desc="before training")
 
     # 3. train
     run_dir = out / "run"
@@ -286,14 +286,15 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
     config_path.write_text(
         f"# LoRA on {size.model}, written by `judgetrain quickstart`; rerun with:\n"
         f"#   judgetrain train --config {config_path}\n"
-        f"model: {{path: '{size.model}'}}\n"
-        f"data: {{datasets: [{{path: '{train_dir}'}}], format: {FORMAT}, max_seq_len: {size.max_seq_len_tokens}}}\n"
+        # Paths are written as JSON strings, which YAML reads back whatever characters they hold.
+        f"model: {{path: {json.dumps(size.model)}}}\n"
+        f"data: {{datasets: [{{path: {json.dumps(str(train_dir))}}}], format: {FORMAT}, max_seq_len: {size.max_seq_len_tokens}}}\n"
         f"method: {{name: lora, lora: {{r: 16, alpha: 32, dropout: 0.0}}}}\n"
         f"optim: {{lr: {size.lr}, epochs: {size.epochs}, {'max_steps: ' + str(size.max_steps) + ', ' if size.max_steps else ''}"
         f"per_device_batch_size: {size.batch_size}, gradient_accumulation_steps: {size.grad_accum}, warmup_ratio: 0.1, seed: {seed}}}\n"
         f"logging: {{stdout: false, every_steps: 5}}\n"
         f"checkpoint: {{every_steps: 0, resume: never}}\n"
-        f"output_dir: '{run_dir}'\n",
+        f"output_dir: {json.dumps(str(run_dir))}\n",
         encoding="utf-8",
     )
     _say(f"[quickstart] training ({config_path})")

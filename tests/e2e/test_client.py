@@ -25,8 +25,8 @@ def served(tmp_path_factory):
     (tmp / "train.yaml").write_text(
         "model: {path: tiny}\n"
         f"data: {{datasets: [{{path: '{tmp / 'data'}'}}], format: {FORMAT}}}\n"
-        "method: {name: lora, lora: {r: 8, alpha: 16, dropout: 0.0}}\n"
-        "optim: {lr: 2.0e-2, max_steps: 30, per_device_batch_size: 8, warmup_ratio: 0.0, schedule: constant}\n"
+        "method: {name: lora, lora: {r: 16, alpha: 32, dropout: 0.0}}\n"
+        "optim: {lr: 5.0e-3, max_steps: 60, per_device_batch_size: 8, warmup_ratio: 0.0, schedule: constant}\n"
         "logging: {stdout: true, every_steps: 100}\n"
         "checkpoint: {every_steps: 0, resume: never}\n"
         f"output_dir: '{tmp / 'run'}'\n",
@@ -61,8 +61,8 @@ def test_http_judge_says_what_the_local_judge_says(served):
         assert r.error is None, r.error
         assert [o["raw_text"] for o in r.meta["orders"]] == [o["raw_text"] for o in l.meta["orders"]]
         assert r.winner == l.winner
-    # The trained judge writes verdicts the format reads.
-    assert sum(j.verdict is not None for j in local_judgments) >= 2
+    # The trained judge writes verdicts the format reads (so the comparison above is of verdicts, not only of noise).
+    assert all(j.verdict is not None for j in local_judgments)
     remote.backend.close()
 
 

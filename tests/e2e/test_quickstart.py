@@ -1,0 +1,37 @@
+"""`judgetrain quickstart --tiny` end to end: data, eval before/after, LoRA training, export, serve, summary."""
+
+import json
+
+from judgetrain.cli import main
+
+
+def test_quickstart_tiny(tmp_path, capsys):
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--tiny", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+
+    # The summary table, with both evaluations beside the two baselines.
+    assert "| judge | accuracy | swap consistency | parse-failure rate |" in printed
+    for row in ("| before training |", "| after training |", "| majority class (", "| longer answer wins |"):
+        assert row in printed
+    assert str(out / "report.md") in printed
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_train"] == 16 and results["num_eval"] == 6 and results["train_steps"] == 4
+    for name in ("before training", "after training"):
+        row = results["rows"][name]
+        assert 0.0 <= row["parse_failure_rate"] <= 1.0 and row["num_items"] == 6
+    # The baselines are computed from the held-out labels, not made up.
+    eval_ids = {j["sample_id"] for j in map(json.loads, (out / "run" / "eval" / "judgments_after.jsonl").read_text().splitlines())}
+    assert len(eval_ids) == 6
+    train_ids = {json.loads(line)["id"] for shard in (out / "data" / "train" / "samples").glob("*.jsonl")
+                 for line in shard.read_text().splitlines()}
+    assert not eval_ids & train_ids and all(i.startswith("pandalm:") for i in eval_ids)
+    assert not any(i.startswith("pandalm:") for i in train_ids), "PandaLM test items are never trained on"
+
+    card = json.loads((out / "judge" / "judge_card.json").read_text())
+    assert card["format"]["template"] == results["template"] and card["evaluation"][0]["metrics"] == results["rows"]["after training"]
+    assert (out / "judge" / "model.safetensors").is_file() and (out / "run" / "final" / "adapter_config.json").is_file()
+    served = results["served_example"]
+    assert served["url"].startswith("http://127.0.0.1:") and served["both_orders"]["policy"] == "tie"
+    assert "# judgetrain quickstart" in (out / "report.md").read_text()
