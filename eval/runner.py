@@ -8,7 +8,6 @@ the same numbers. Nothing is written here; :mod:`eval.report` writes the run dir
 from __future__ import annotations
 
 import importlib
-import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -64,6 +63,11 @@ class ItemResult:
     meta: dict[str, Any] = field(default_factory=dict)
     judgments: list[dict[str, Any]] = field(default_factory=list)
     """Judge mode: every judge call as recorded by the Judging API (prompt, backend, decoding, raw text)."""
+    question: str | list[str] | None = None
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    reference: str | list[str] | None = None
+    """The item's question, answers (``{"text", "model"}``) and reference as in its JudgeSample, so a
+    run dir can be read (``judgetrain browse``) without the benchmark data."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,9 +99,11 @@ def base_row(benchmark: Benchmark, sample: JudgeSample) -> ItemResult:
         meta["turn"] = sample.turn
     if any(a.model for a in sample.answers):
         meta["models"] = [a.model for a in sample.answers]
+    texts = sample.to_dict()
     return ItemResult(id=sample.id, group=benchmark.group(sample),
                       labels={k: v.to_dict() for k, v in sample.labels.items()},
-                      gold_winner=label.winner, gold_score=gold_score, answer_lengths=_answer_lengths(sample), meta=meta)
+                      gold_winner=label.winner, gold_score=gold_score, answer_lengths=_answer_lengths(sample), meta=meta,
+                      question=texts["question"], answers=texts["answers"], reference=texts["reference"])
 
 
 # --- verdicts from a predictions file -------------------------------------------------------------

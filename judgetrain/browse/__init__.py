@@ -5,9 +5,14 @@
 Pages: the runs given; the judgments of a run (filter by benchmark, group, verdict and agreement
 with the gold label; open an item to see its question, both answers side by side, every label and
 the judge's verdict, raw output and prompt in each order); a comparison of two runs on the same
-benchmark (the items where the judges differ first); MT-bench (a question, two models, both turns
-of both answers and every judge's verdicts and grades); and a playground (type a question and one
-or two answers, judge them with a served judge, an export dir or ``tiny``, in both orders).
+benchmark (the items where the judges differ first); MT-bench (a question, two models, each turn's
+answers with that turn's verdicts and grades from every judge); and a playground (type a question
+and one or two answers, judge them in both orders with an export dir or a served judge, as its
+judge card says and as ``judgetrain.Judge.from_card`` would, with any OpenAI-compatible model, or
+with ``tiny``).
+
+A run dir is self-contained: its judgments.jsonl rows carry each item's question, answers and
+reference, so it can be browsed on a machine without the benchmark data.
 
 The pages are plain server-rendered HTML from the standard library's HTTP server, with every
 string from a file or a form escaped, and no script. The server binds 127.0.0.1 unless ``--host``

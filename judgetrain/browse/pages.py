@@ -24,10 +24,11 @@ main{padding:1em 1.5em;max-width:1400px}
 table{border-collapse:collapse;margin:.5em 0;background:#fff}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#eef}
 .text{white-space:pre-wrap;word-wrap:break-word;background:#fff;border:1px solid #ccc;padding:.5em;max-height:32em;overflow:auto;font-family:ui-monospace,monospace;font-size:.9em}
-.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}
+.pair{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1em}
 .agree{color:#176317;font-weight:600}.disagree{color:#a31515;font-weight:600}.inconsistent{color:#a35a00;font-weight:600}.parse_failure{color:#6b2fa3;font-weight:600}
 form.filters label{margin-right:1em}.note{color:#555;font-size:.9em}.error{color:#a31515;font-weight:600;border:1px solid #a31515;padding:.5em;background:#fff}
-textarea{width:100%;font-family:ui-monospace,monospace}
+textarea{width:100%;box-sizing:border-box;font-family:ui-monospace,monospace}
+table.judgments{width:100%}table.judgments th.judgment{width:35%}td.name{white-space:nowrap}
 """
 
 
@@ -193,7 +194,8 @@ def item_page(run: Run, run_index: int, item_id: str) -> str:
         parts.append(f"<p class='note'>{esc(run.texts_note)}</p><h2>Prompt the judge saw</h2>"
                      + text_block("\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in texts.prompt), "prompt"))
     else:
-        parts.append("<h2>Question</h2>" + _turns_block(texts.question, "question"))
+        parts.append(f"<p class='note' id='texts-source'>question and answers from {esc(texts.source)}</p>"
+                     "<h2>Question</h2>" + _turns_block(texts.question, "question"))
         if texts.reference:
             parts.append("<h2>Reference answer</h2>" + _turns_block(texts.reference, "reference"))
         columns = []
@@ -264,6 +266,27 @@ def _slot_name(slot: str | None, pair) -> str:
     return winner if winner is not None else slot
 
 
+def _mtbench_pair_table(pairs: Sequence[Any], turn: int, model_a: str, model_b: str) -> str:
+    rows = "".join(
+        f"<tr><td class='name'>{esc(p.judge)}</td><td class='name'>{esc(p.model_1)}<br>vs {esc(p.model_2)}</td>"
+        f"<td class='verdict'>{esc(_slot_name(p.g1_winner, p))}</td><td>{esc(_slot_name(p.g2_winner, p))}</td>"
+        f"<td>{text_block(p.g1_judgment) if p.g1_judgment else ''}</td><td>{text_block(p.g2_judgment) if p.g2_judgment else ''}</td></tr>"
+        for p in pairs)
+    return (f"<h3>Pairwise judgments of turn {turn}</h3><p>{len(pairs)} judgment(s) of {esc(model_a)} vs {esc(model_b)}</p>"
+            + (f"<table class='judgments' id='pairs-turn{turn}'><tr><th>judge</th><th>as listed</th><th>winner (game 1)</th>"
+               f"<th>winner (game 2, swapped)</th><th class='judgment'>judgment 1</th><th class='judgment'>judgment 2</th></tr>{rows}</table>"
+               if pairs else ""))
+
+
+def _mtbench_single_table(singles: Sequence[Any], turn: int) -> str:
+    rows = "".join(f"<tr><td>{esc(s.model)}</td><td>{esc(s.judge)}</td>"
+                   f"<td class='grade'>{esc('failed' if s.score is None else f'{s.score:g}')}</td>"
+                   f"<td>{text_block(s.judgment)}</td></tr>" for s in singles)
+    return (f"<h3>Single-answer grades of turn {turn}</h3>"
+            + (f"<table class='judgments' id='singles-turn{turn}'><tr><th>model</th><th>judge</th><th>grade</th>"
+               f"<th class='judgment'>judgment</th></tr>{rows}</table>" if singles else "<p>none</p>"))
+
+
 def mtbench_page(dirs: Sequence[MTBenchDir], params: dict[str, str]) -> str:
     if not dirs:
         return layout("MT-bench", "<p>no MT-bench dir was given: pass a dir holding question.jsonl and model_answer/</p>")
@@ -290,44 +313,38 @@ def mtbench_page(dirs: Sequence[MTBenchDir], params: dict[str, str]) -> str:
     if question is None:
         return layout("MT-bench", form + f"<p class='error'>no question {question_id} in {esc(bench.path)}</p>")
     parts = [form, f"<p>category {esc(question.get('category', ''))}</p>"]
-    for turn, text in enumerate(question["turns"], start=1):
-        parts.append(f"<h2>Turn {turn}</h2><h3>User</h3>" + text_block(text, f"question-turn{turn}"))
-        references = [(name, ref[question_id]) for name, ref in bench.references.items() if question_id in ref]
-        for name, turns in references:
-            if turn <= len(turns):
-                parts.append(f"<details><summary>reference ({esc(name)})</summary>{text_block(turns[turn - 1])}</details>")
+    pairs = bench.pair_judgments(question_id, model_a, model_b)
+    singles = [s for model in dict.fromkeys((model_a, model_b)) for s in bench.single_judgments(question_id, model)]
+    # Each turn's judgments sit under that turn's answers, where they are read; a judgment of a turn
+    # the question does not have is listed after the last one.
+    turns = list(range(1, len(question["turns"]) + 1))
+    turns += sorted({j.turn for j in [*(p for p, _ in pairs), *singles]} - set(turns))
+    for turn in turns:
+        parts.append(f"<h2>Turn {turn}</h2>")
+        if turn <= len(question["turns"]):
+            parts.append("<h3>User</h3>" + text_block(question["turns"][turn - 1], f"question-turn{turn}"))
+        else:
+            parts.append(f"<p class='note'>question {question_id} has no turn {turn} in question.jsonl</p>")
+        for name, ref in bench.references.items():
+            if question_id in ref and turn <= len(ref[question_id]):
+                parts.append(f"<details><summary>reference ({esc(name)})</summary>{text_block(ref[question_id][turn - 1])}</details>")
         columns = []
         for letter, model in (("A", model_a), ("B", model_b)):
-            turns = bench.answers.get(model, {}).get(question_id)
-            shown = text_block(turns[turn - 1], f"answer-{letter}-turn{turn}") if turns and turn <= len(turns) else \
+            answer_turns = bench.answers.get(model, {}).get(question_id)
+            shown = text_block(answer_turns[turn - 1], f"answer-{letter}-turn{turn}") if answer_turns and turn <= len(answer_turns) else \
                 "<p class='note'>no answer in model_answer/</p>"
             columns.append(f"<div><h3>{letter}: {esc(model)}</h3>{shown}</div>")
         parts.append("<div class='pair'>" + "".join(columns) + "</div>")
-    pairs = bench.pair_judgments(question_id, model_a, model_b)
-    pair_rows = "".join(
-        f"<tr><td>{esc(p.judge)}</td><td>{p.turn}</td><td>{esc(p.model_1)} vs {esc(p.model_2)}</td>"
-        f"<td class='verdict'>{esc(_slot_name(p.g1_winner, p))}</td>"
-        f"<td>{esc(_slot_name(p.g2_winner, p))}</td>"
-        f"<td>{text_block(p.g1_judgment) if p.g1_judgment else ''}</td><td>{text_block(p.g2_judgment) if p.g2_judgment else ''}</td></tr>"
-        for p, _ in pairs)
-    parts.append(f"<h2>Pairwise judgments</h2><p>{len(pairs)} judgment(s) of {esc(model_a)} vs {esc(model_b)}</p>"
-                 "<table id='pairs'><tr><th>judge</th><th>turn</th><th>as listed</th><th>winner (game 1)</th>"
-                 f"<th>winner (game 2, swapped)</th><th>judgment 1</th><th>judgment 2</th></tr>{pair_rows}</table>")
-    single_rows = []
-    for model in dict.fromkeys((model_a, model_b)):
-        for s in bench.single_judgments(question_id, model):
-            single_rows.append(f"<tr><td>{esc(model)}</td><td>{esc(s.judge)}</td><td>{s.turn}</td>"
-                               f"<td class='grade'>{esc('failed' if s.score is None else f'{s.score:g}')}</td>"
-                               f"<td>{text_block(s.judgment)}</td></tr>")
-    parts.append("<h2>Single-answer grades</h2><table id='singles'><tr><th>model</th><th>judge</th><th>turn</th><th>grade</th>"
-                 f"<th>judgment</th></tr>{''.join(single_rows)}</table>")
+        parts.append(_mtbench_pair_table([p for p, _ in pairs if p.turn == turn], turn, model_a, model_b))
+        parts.append(_mtbench_single_table([s for s in singles if s.turn == turn], turn))
     return layout(f"MT-bench question {question_id}", "".join(parts))
 
 
 # --- playground -------------------------------------------------------------------------------------
 
 def playground_page(form: dict[str, str], format_names: Sequence[str], judgment: Judgment | None = None,
-                    error: str | None = None) -> str:
+                    error: str | None = None, card: dict[str, Any] | None = None) -> str:
+    """The playground form, and the result of ``judgment`` (with the ``card`` of the judge that made it, if any)."""
     kind = form.get("kind", "tiny")
     fields = [
         '<form method="post" action="/playground" id="playground">',
@@ -335,12 +352,17 @@ def playground_page(form: dict[str, str], format_names: Sequence[str], judgment:
         "<div class='pair'><label>Answer A<br><textarea name='answer_a' id='answer_a' rows='8'>" + esc(form.get("answer_a", ""))
         + "</textarea></label><label>Answer B (leave empty to grade A alone)<br><textarea name='answer_b' id='answer_b' rows='8'>"
         + esc(form.get("answer_b", "")) + "</textarea></label></div>",
-        "<p>" + select("kind", [("tiny", "tiny (random test model)"), ("export", "export dir"), ("url", "served judge (URL)")], kind, "judge"),
-        f'<label>export dir or URL <input name="target" id="target" size="50" value="{esc(form.get("target", ""))}"></label>',
-        f'<label>model (URL only; empty: ask /v1/models) <input name="model" id="model" value="{esc(form.get("model", ""))}"></label></p>',
-        f'<p><label>API key variable (URL only) <input name="api_key_env" id="api_key_env" value="{esc(form.get("api_key_env", ""))}"></label> ',
+        "<p>" + select("kind", [("tiny", "tiny (random test model)"), ("export", "export dir (its judge card)"),
+                                ("url", "served judge (URL; its judge card)"), ("api", "OpenAI-compatible model (URL; no card)")],
+                       kind, "judge"),
+        f' <label>export dir or URL <input name="target" id="target" size="50" value="{esc(form.get("target", ""))}"></label></p>',
+        f'<p><label>model (URL; empty: ask /v1/models) <input name="model" id="model" value="{esc(form.get("model", ""))}"></label> ',
+        f'<label>judge card (URL without one, e.g. vllm serve) '
+        f'<input name="card" id="card" size="30" value="{esc(form.get("card", ""))}"></label></p>',
+        f'<p><label>API key variable (no-card model) <input name="api_key_env" id="api_key_env" value="{esc(form.get("api_key_env", ""))}"></label> ',
         select("format", [("", "default (judge card, else judgelm)")] + [(n, n) for n in format_names], form.get("format", ""), "template"),
-        f' <label>max new tokens <input name="max_new_tokens" id="max_new_tokens" size="5" value="{esc(form.get("max_new_tokens", "128"))}"></label></p>',
+        f' <label>max new tokens (empty: the card\'s, else 128) <input name="max_new_tokens" id="max_new_tokens" size="5" '
+        f'value="{esc(form.get("max_new_tokens", ""))}"></label></p>',
         '<button type="submit" id="judge">Judge</button></form>',
     ]
     parts = ["".join(fields)]
@@ -351,7 +373,11 @@ def playground_page(form: dict[str, str], format_names: Sequence[str], judgment:
 
         said = outcome_of(judgment)
         parts.append(f"<h2>Result</h2><p>outcome <b id='outcome' class='{esc(said)}'>{esc(said)}</b>"
-                     f" · template {esc(judgment.template)} · model {esc(judgment.model)}</p>")
+                     f" · template <span id='template'>{esc(judgment.template)}</span> · model {esc(judgment.model)}</p>")
+        if card is not None:
+            parts.append(f"<p class='note' id='card-note'>judge card {esc(card.get('name'))}: template {esc(card['format']['template'])}, "
+                         f"parser {esc(card['parser']['mode'])}, a disagreement between the orders becomes "
+                         f"{esc(card['tie_policy'].get('disagreement', 'tie'))}</p>")
         orders = per_order(judgment)
         titles = ["original order", "swapped order (verdict mapped back)"] if len(orders) == 2 else ["the answer"]
         parts.append("<div class='pair'>" + "".join(f"<div>{_call_block(o.to_dict(), t)}</div>" for o, t in zip(orders, titles)) + "</div>")

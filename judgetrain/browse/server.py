@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from judgetrain.browse import pages
-from judgetrain.browse.playground import DEFAULT_MAX_NEW_TOKENS, JudgeChoice, Playground
+from judgetrain.browse.playground import JudgeChoice, Playground
 from judgetrain.browse.store import MTBenchDir, Run
 
 logger = logging.getLogger(__name__)
@@ -107,19 +107,24 @@ class _Handler(BaseHTTPRequestHandler):
         form = _single(self.rfile.read(length).decode("utf-8", errors="replace"))
         from judgetrain import formats
 
-        judgment, error = None, None
+        judgment, error, card = None, None, None
         try:
             choice = JudgeChoice(kind=form.get("kind", "tiny"), target=form.get("target", "").strip(),
-                                 model=form.get("model", "").strip(), api_key_env=form.get("api_key_env", "").strip())
+                                 model=form.get("model", "").strip(), api_key_env=form.get("api_key_env", "").strip(),
+                                 card=form.get("card", "").strip())
+            given_tokens = form.get("max_new_tokens", "").strip()
             try:
-                max_new_tokens = int(form.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS)
+                # Empty: the judge card's budget (or the default of a judge without a card).
+                max_new_tokens = int(given_tokens) if given_tokens else None
             except ValueError:
-                raise ValueError(f"max new tokens must be a whole number, got {form.get('max_new_tokens')!r}") from None
+                raise ValueError(f"max new tokens must be a whole number, got {given_tokens!r}") from None
             judgment = self.server.playground.judge(form.get("question", ""), [form.get("answer_a", ""), form.get("answer_b", "")],
                                                     choice, form.get("format", ""), max_new_tokens)
+            if choice.kind in ("export", "url"):
+                card = self.server.playground.card_judge(choice).card
         except (ValueError, OSError) as err:
             error = str(err)
-        self._send_html(HTTPStatus.OK, pages.playground_page(form, formats.names(), judgment, error))
+        self._send_html(HTTPStatus.OK, pages.playground_page(form, formats.names(), judgment, error, card))
 
 
 def start_server(runs: Sequence[Run], mtbench: Sequence[MTBenchDir], host: str = "127.0.0.1",

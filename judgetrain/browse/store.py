@@ -2,10 +2,11 @@
 
 An evaluation run dir (``judgetrain eval --out``) holds ``results.json`` (config and metrics) and
 ``judgments.jsonl`` (one :class:`eval.runner.ItemResult` row per item). The rows carry the labels,
-the verdicts of both orders, the raw judge texts and every judge call with its prompt, but not the
-item's question and answers; those are read back from the benchmark's own data (the benchmark is
-found by name in the ``eval`` registry, as ``judgetrain eval`` finds it) and, when that data is not
-on this machine, the prompt the judge was sent stands in for them.
+the verdicts of both orders, the raw judge texts, every judge call with its prompt, and the item's
+question, answers and reference, so a run dir is read on its own. Rows written before the texts were
+recorded lack them; for those the texts are read back from the benchmark's own data (the benchmark
+is found by name in the ``eval`` registry, as ``judgetrain eval`` finds it) and, when that data is
+not on this machine, the prompt the judge was sent stands in for them.
 
 An MT-bench dir follows FastChat's layout: ``question.jsonl``, ``model_answer/<model>.jsonl``,
 ``model_judgment/<judge>_pair.jsonl`` / ``<judge>_single.jsonl`` (and, optionally,
@@ -42,8 +43,9 @@ def _require(row: dict[str, Any], name: str, path: Path, line_number: int) -> An
 
 @dataclass
 class ItemTexts:
-    """The question and answers of one item, as shown. ``from_prompt`` is True when the benchmark
-    data could not be read and ``prompt`` (the messages the judge was sent) stands in for them."""
+    """The question and answers of one item, as shown, and where they were read (``source``).
+    ``from_prompt`` is True when neither the row nor the benchmark data held them and ``prompt`` (the
+    messages the judge was sent) stands in for them."""
 
     question: list[str] = field(default_factory=list)
     answers: list[list[str]] = field(default_factory=list)
@@ -51,6 +53,18 @@ class ItemTexts:
     reference: list[str] | None = None
     from_prompt: bool = False
     prompt: list[dict[str, str]] = field(default_factory=list)
+    source: str = ""
+
+
+def texts_from_row(row: dict[str, Any]) -> ItemTexts | None:
+    """The texts a ``judgments.jsonl`` row records (``question``, ``answers``, ``reference``), or None
+    when it records none (a row written before they were)."""
+    question, answers = row.get("question"), row.get("answers")
+    if question is None or not isinstance(answers, list) or not answers or not all(isinstance(a, dict) for a in answers):
+        return None
+    return ItemTexts(question=_turns(question), answers=[_turns(a.get("text")) for a in answers],
+                     models=[a.get("model") for a in answers], reference=_turns(row.get("reference")) or None,
+                     source=JUDGMENTS_FILE)
 
 
 def _turns(value: Any) -> list[str]:
@@ -131,7 +145,11 @@ class Run:
         self._by_id = {r["id"]: r for r in self.rows}
 
     def texts(self, item_id: str) -> ItemTexts:
-        """The question and answers of ``item_id`` (read from the benchmark data on first use)."""
+        """The question and answers of ``item_id``: from its row, else from the benchmark data (read on
+        first use), else the prompt the judge saw."""
+        recorded = texts_from_row(self._by_id.get(item_id) or {})
+        if recorded is not None:
+            return recorded
         if self._texts is None:
             self._texts = self._load_texts()
         found = self._texts.get(item_id)
@@ -158,6 +176,7 @@ class Run:
                 answers=[list(a.turns) for a in sample.answers],
                 models=[a.model for a in sample.answers],
                 reference=_turns(sample.reference) or None,
+                source=str(config.get("data")),
             )
         self.texts_note = f"question and answers read from {config.get('data')}"
         return out

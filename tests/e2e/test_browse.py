@@ -1,8 +1,9 @@
 """`judgetrain browse` on 127.0.0.1 over real evaluation runs and an MT-bench dir, driven by a real
 headless Chromium (Debian's chromium + chromium-driver, through selenium with the driver path given,
-so nothing is downloaded): filter the judgments, open an item, compare two runs, read an MT-bench
-question, and judge in the playground with the tiny model. Untrusted text holding <script> must be
-shown as text and never run."""
+so nothing is downloaded): filter the judgments, open an item, browse a run dir whose benchmark data
+is gone, compare two runs, read an MT-bench question, and judge in the playground with the tiny
+model and with a tiny judge trained and exported here (its card read by `Judge.from_card`, locally
+and over HTTP). Untrusted text holding <script> must be shown as text and never run."""
 
 from __future__ import annotations
 
@@ -34,6 +35,21 @@ def _predictions_run(tmp: Path, name: str, shared_data: Path, verdicts: list[str
     return write_run(run, tmp / name, plots=False)
 
 
+def _portable_run(tmp: Path, run_dir: Path) -> Path:
+    """A copy of ``run_dir`` whose results.json points at benchmark data that is not on this machine,
+    with the recorded texts taken out of its last row (a row written before they were recorded)."""
+    portable = tmp / "portable-run"
+    shutil.copytree(run_dir, portable)
+    results = json.loads((portable / "results.json").read_text())
+    results["config"]["data"] = str(tmp / "moved-away" / "pandalm_test.json")
+    (portable / "results.json").write_text(json.dumps(results))
+    rows = [json.loads(line) for line in (portable / "judgments.jsonl").read_text().splitlines()]
+    for name in ("question", "answers", "reference"):
+        rows[-1].pop(name)
+    (portable / "judgments.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return portable
+
+
 def _mtbench_dir(tmp: Path, shared_data: Path) -> Path:
     """Question 81 and the answers of two models from the shared FastChat data, plus FastChat-schema
     judgment files written here (the GPT-4 judgment files are not in the shared data); one judgment
@@ -51,7 +67,9 @@ def _mtbench_dir(tmp: Path, shared_data: Path) -> Path:
     pair = {"question_id": 81, "model_1": "llama-13b", "model_2": "gpt-4", "g1_winner": "model_2", "g2_winner": "model_2",
             "judge": ["gpt-4", "pair-v2"], "g1_judgment": f"Assistant B is more vivid. {SCRIPT_TEXT} [[B]]",
             "g2_judgment": "Assistant A is more vivid. [[A]]", "turn": 1}
-    (root / "model_judgment" / "gpt-4_pair.jsonl").write_text(json.dumps(pair) + "\n")
+    second_turn = {**pair, "g1_winner": "tie", "g2_winner": "model_1", "g1_judgment": "Both start with A. [[C]]",
+                   "g2_judgment": "Assistant A does better. [[A]]", "turn": 2}
+    (root / "model_judgment" / "gpt-4_pair.jsonl").write_text(json.dumps(pair) + "\n" + json.dumps(second_turn) + "\n")
     singles = [{"question_id": 81, "model": "gpt-4", "judge": ["gpt-4", "single-v1"], "judgment": "Rating: [[9]]", "score": 9, "turn": 1},
                {"question_id": 81, "model": "llama-13b", "judge": ["gpt-4", "single-v1"], "judgment": "Rating: [[3]]", "score": 3, "turn": 1}]
     (root / "model_judgment" / "gpt-4_single.jsonl").write_text("".join(json.dumps(s) + "\n" for s in singles))
@@ -61,7 +79,8 @@ def _mtbench_dir(tmp: Path, shared_data: Path) -> Path:
 @pytest.fixture(scope="module")
 def browse_url(tmp_path_factory, shared_data):
     """Three pandalm-test runs on the same items (the tiny judge, an oracle predictions file, and the
-    oracle with one verdict changed), an MT-bench dir, and `judgetrain browse` serving them."""
+    oracle with one verdict changed), the tiny judge's run moved away from its benchmark data, an
+    MT-bench dir, and `judgetrain browse` serving them."""
     from eval.report import write_run
     from eval.runner import run_benchmark
 
@@ -74,9 +93,11 @@ def browse_url(tmp_path_factory, shared_data):
     changed[1] = "tie" if gold[1] != "tie" else "A"
     oracle = _predictions_run(tmp, "oracle-run", shared_data, gold)
     other = _predictions_run(tmp, "changed-run", shared_data, changed)
+    portable = _portable_run(tmp, tmp / "tiny-run")
     mtbench = _mtbench_dir(tmp, shared_data)
     process = subprocess.Popen(
-        [sys.executable, "-m", "judgetrain", "browse", str(tmp / "tiny-run"), str(oracle), str(other), str(mtbench), "--port", "0"],
+        [sys.executable, "-m", "judgetrain", "browse", str(tmp / "tiny-run"), str(oracle), str(other), str(portable), str(mtbench),
+         "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if " on http://127.0.0.1:" not in line:
@@ -139,6 +160,7 @@ def test_filter_open_item_and_screenshot(browse_url, browser, shared_data):
     from eval.runner import get_benchmark
 
     sample = next(s for s in get_benchmark("pandalm-test").load(None, shared_data, limit=LIMIT_ITEMS) if s.id == row.id)
+    assert _text(browser, "#texts-source") == "question and answers from judgments.jsonl"
     assert _text(browser, "#question") == sample.question.strip()
     assert _text(browser, "#answer-A") == sample.answers[0].text.strip()
     assert _text(browser, "#answer-B") == sample.answers[1].text.strip()
@@ -148,6 +170,27 @@ def test_filter_open_item_and_screenshot(browse_url, browser, shared_data):
     assert _text(browser, "#raw-swapped") == row.raw_texts[1].strip()
     shot = browse_url["tmp"] / "item.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+def test_run_dir_without_its_benchmark_data(browse_url, browser, shared_data):
+    """A run dir moved away from its benchmark data still shows each item's question and answers
+    (recorded in judgments.jsonl); a row without them falls back to the prompt the judge saw."""
+    from selenium.webdriver.common.by import By
+
+    from eval.runner import get_benchmark
+
+    url, rows = browse_url["url"], browse_url["tiny"].rows
+    samples = {s.id: s for s in get_benchmark("pandalm-test").load(None, shared_data, limit=LIMIT_ITEMS)}
+    browser.get(f"{url}/item?run=3&id={rows[0].id}")
+    assert _text(browser, "#texts-source") == "question and answers from judgments.jsonl"
+    assert _text(browser, "#question") == samples[rows[0].id].question.strip()
+    assert _text(browser, "#answer-B") == samples[rows[0].id].answers[1].text.strip()
+    assert not browser.find_elements(By.ID, "prompt")
+
+    browser.get(f"{url}/item?run=3&id={rows[-1].id}")
+    assert "the benchmark data could not be read" in browser.find_element(By.TAG_NAME, "main").text
+    assert samples[rows[-1].id].answers[0].text.strip()[:60] in _text(browser, "#prompt")
+    assert not browser.find_elements(By.ID, "question")
 
 
 def test_compare_lists_disagreements_first(browse_url, browser):
@@ -161,7 +204,7 @@ def test_compare_lists_disagreements_first(browse_url, browser):
     assert browse_url["changed"][1] in first_row.text
 
 
-def test_mtbench_question_two_models_and_escaped_judgment(browse_url, browser, shared_data):
+def test_mtbench_question_two_models_and_escaped_judgment(browse_url, browser, shared_data, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -176,11 +219,28 @@ def test_mtbench_question_two_models_and_escaped_judgment(browse_url, browser, s
         answers[model] = row["choices"][0]["turns"]
     assert answers["gpt-4"][1].strip()[:80] in _text(browser, "#answer-A-turn2")
     assert answers["llama-13b"][0].strip()[:80] in _text(browser, "#answer-B-turn1")
-    pairs = _text(browser, "#pairs")
+    pairs = _text(browser, "#pairs-turn1")
     assert "gpt-4 / pair-v2" in pairs and SCRIPT_TEXT in pairs  # shown as text ...
     assert browser.title != "pwned"  # ... and never run
-    grades = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#singles td.grade")]
+    # Each turn's judgments sit under that turn: the turn-2 game is a tie, then llama-13b (model_1) with the answers swapped.
+    assert [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#pairs-turn2 td")][2:4] == ["tie", "llama-13b"]
+    assert "Both start with A." not in pairs
+    grades = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#singles-turn1 td.grade")]
     assert grades == ["9", "3"]
+    assert not browser.find_elements(By.ID, "singles-turn2")
+    # The two answers sit side by side, each column inside the window (no page-wide horizontal scroll).
+    column_a = browser.find_element(By.ID, "answer-A-turn1").rect
+    column_b = browser.find_element(By.ID, "answer-B-turn1").rect
+    assert column_a["x"] + column_a["width"] <= column_b["x"] and column_a["y"] == column_b["y"]
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= \
+        browser.execute_script("return window.innerWidth")
+    # The whole page, beyond the window (Chromium's DevTools screenshot), to read the judgment tables too.
+    import base64
+
+    full = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    shot = tmp_path / "mtbench.png"
+    shot.write_bytes(base64.b64decode(full["data"]))
+    assert shot.stat().st_size > 10_000
 
 
 def test_playground_tiny_both_orders_and_script_is_text(browse_url, browser):
@@ -209,28 +269,105 @@ def test_playground_tiny_both_orders_and_script_is_text(browse_url, browser):
     assert browser.title != "pwned" and not browser.find_elements(By.CSS_SELECTOR, "main script")
 
 
-def test_playground_over_a_served_judge_url():
-    """The playground's URL judge: `judgetrain serve` with the tiny model on 127.0.0.1, model id read
-    from /v1/models, both orders sent over HTTP."""
+@pytest.fixture(scope="module")
+def exported_judge(tmp_path_factory):
+    """A tiny LoRA judge trained one step with the train API on shipped LLMBar pairs and exported
+    (its card names the template it was trained on, mtbench-pair-v2, not the playground's default)."""
+    from judgetrain.export import export
+    from judgetrain.quickstart import FORMAT, read_shipped, write_prepared
+    from judgetrain.train.config import load_config
+    from judgetrain.train.trainer import train
+
+    tmp = tmp_path_factory.mktemp("browse-export")
+    write_prepared(read_shipped("train_llmbar.jsonl")[:2], tmp / "data", format_name=FORMAT, source="test", seed=0)
+    (tmp / "train.yaml").write_text(
+        "model: {path: tiny}\n"
+        f"data: {{datasets: [{{path: '{tmp / 'data'}'}}], format: {FORMAT}, max_seq_len: 2048}}\n"
+        "method: {name: lora, lora: {r: 4, alpha: 8, dropout: 0.0}}\n"
+        "optim: {lr: 1.0e-3, max_steps: 1, per_device_batch_size: 2, warmup_ratio: 0.0, schedule: constant}\n"
+        "logging: {stdout: false, every_steps: 100}\n"
+        "checkpoint: {every_steps: 0, resume: never}\n"
+        f"output_dir: '{tmp / 'run'}'\n",
+        encoding="utf-8",
+    )
+    out = export(train(load_config(tmp / "train.yaml")).final_dir, tmp / "judge", dtype="fp32", max_new_tokens=8)
+    assert FORMAT != "judgelm-v1"
+    return out, FORMAT
+
+
+def test_playground_export_dir_says_what_the_client_says(browse_url, browser, exported_judge):
+    """Judging through the page with an export dir gives the judge card's template and exactly the
+    raw texts and outcome `Judge.from_card(dir).compare` gives."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from judgetrain import Judge
+    from judgetrain.judging import outcome_of
+
+    out, template = exported_judge
+    question, answer_a, answer_b = "Name a prime number.", "7 is prime.", "9 is prime."
+    browser.get(f"{browse_url['url']}/playground")
+    browser.find_element(By.ID, "question").send_keys(question)
+    browser.find_element(By.ID, "answer_a").send_keys(answer_a)
+    browser.find_element(By.ID, "answer_b").send_keys(answer_b)
+    Select(browser.find_element(By.ID, "kind")).select_by_value("export")
+    browser.find_element(By.ID, "target").send_keys(str(out))
+    assert browser.find_element(By.ID, "max_new_tokens").get_attribute("value") == "", "empty: the card's budget"
+    browser.find_element(By.ID, "judge").click()
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "outcome") or d.find_elements(By.ID, "error"))
+    assert not browser.find_elements(By.ID, "error"), _text(browser, "#error")
+    assert _text(browser, "#template") == template
+    assert f"template {template}" in _text(browser, "#card-note") and "judge card judge" in _text(browser, "#card-note")
+
+    client = Judge.from_card(out)
+    try:
+        expected = client.compare(question, answer_a, answer_b)
+    finally:
+        client.backend.close()
+    raw = [o["raw_text"] for o in expected.meta["orders"]]
+    assert _text(browser, "#outcome") == outcome_of(expected)
+    assert _text(browser, "#raw-original") == raw[0].strip() and _text(browser, "#raw-swapped") == raw[1].strip()
+    assert "backend transformers" in browser.find_element(By.TAG_NAME, "main").text
+
+
+def test_playground_over_served_judges(exported_judge):
+    """Over HTTP: `judgetrain serve` of the export (card from /v1/judge_card, the same raw texts as
+    the export dir), the same server as a plain OpenAI-compatible model (template picked here), and
+    a server without a card route (as vllm serve), which needs the card named."""
     from judgetrain.browse.playground import JudgeChoice, Playground
     from judgetrain.serve import start_server
 
-    server, thread = start_server("tiny", "127.0.0.1", 0, batch_size=2)
+    out, template = exported_judge
+    question, answers = "Name a prime number.", ["7", "9"]
+    served, served_thread = start_server(str(out), "127.0.0.1", 0, batch_size=2)
+    bare, bare_thread = start_server("tiny", "127.0.0.1", 0, batch_size=2)
+    served_url, bare_url = (f"http://127.0.0.1:{s.server_address[1]}" for s in (served, bare))
     playground = Playground()
     try:
-        choice = JudgeChoice(kind="url", target=f"http://127.0.0.1:{server.server_address[1]}")
-        judgment = playground.judge("Name a prime number.", ["7", "9"], choice, max_new_tokens=8)
-        orders = judgment.meta["orders"]
-        assert [o["swapped"] for o in orders] == [False, True]
-        assert all(o["backend"].startswith("openai") and o["model"] == "tiny" for o in orders)
-        assert "9" in orders[0]["prompt_messages"][-1]["content"]
+        local = playground.judge(question, answers, JudgeChoice(kind="export", target=str(out)))
+        remote = playground.judge(question, answers, JudgeChoice(kind="url", target=served_url))
+        assert local.template == remote.template == template
+        assert [o["backend"] for o in remote.meta["orders"]] == ["openai", "openai"]
+        assert [o["raw_text"] for o in remote.meta["orders"]] == [o["raw_text"] for o in local.meta["orders"]]
+        assert [o["swapped"] for o in remote.meta["orders"]] == [False, True]
+        with pytest.raises(ValueError, match=f"card fixes the template {template}"):
+            playground.judge(question, answers, JudgeChoice(kind="export", target=str(out)), format_name="judgelm-v1")
+
+        plain = playground.judge(question, answers, JudgeChoice(kind="api", target=bare_url), max_new_tokens=8)
+        assert plain.template == "judgelm-v1" and all(o["model"] == "tiny" for o in plain.meta["orders"])
+        assert "9" in plain.meta["orders"][0]["prompt_messages"][-1]["content"]
         with pytest.raises(ValueError, match="is pairwise, but 1 answer"):
-            playground.judge("Q", ["only one", ""], choice, format_name="judgelm-v1")
+            playground.judge("Q", ["only one", ""], JudgeChoice(kind="api", target=bare_url), format_name="judgelm-v1")
+        with pytest.raises(ValueError, match="publishes no judge card"):
+            playground.judge(question, answers, JudgeChoice(kind="url", target=bare_url))
+        carded = playground.judge(question, answers, JudgeChoice(kind="url", target=bare_url, card=str(out)), max_new_tokens=4)
+        assert carded.template == template and carded.meta["orders"][0]["decoding"]["max_new_tokens"] == 4
     finally:
         playground.close()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        for server, thread in ((served, served_thread), (bare, bare_thread)):
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
 
 
 def test_bad_dirs_and_rows_are_clear_errors(tmp_path):
