@@ -80,7 +80,9 @@ def test_accelerate_configs_name_existing_deepspeed_json():
     fsdp = yaml.safe_load((ACCELERATE_CONFIGS / "fsdp.yaml").read_text())
     assert fsdp["distributed_type"] == "FSDP" and fsdp["fsdp_config"]["fsdp_version"] == 2
     assert fsdp["fsdp_config"]["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
-    assert yaml.safe_load((ACCELERATE_CONFIGS / "ddp.yaml").read_text())["use_cpu"] is True
+    ddp = yaml.safe_load((ACCELERATE_CONFIGS / "ddp.yaml").read_text())
+    # MULTI_CPU would start one process without mpirun; MULTI_GPU starts num_processes (gloo on CPUs).
+    assert ddp["distributed_type"] == "MULTI_GPU" and ddp["num_processes"] == 2
 
 
 def test_unknown_key_in_a_file_names_the_line_and_the_closest_key(tmp_path):

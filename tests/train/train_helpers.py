@@ -46,8 +46,10 @@ def messages_of(sample: JudgeSample) -> list[dict[str, str]]:
             {"role": "assistant", "content": sample.judgment}]
 
 
-def write_prepared_dir(out: Path, samples: list[JudgeSample], tokenizer, *, max_seq_len: int = 512) -> Path:
-    """A prepared dir (manifest, sample shards, tokenized/) for ``samples`` with the tiny tokenizer."""
+def write_prepared_dir(out: Path, samples: list[JudgeSample], tokenizer, *, max_seq_len: int = 512,
+                       tokenizer_name: str = "tiny") -> Path:
+    """A prepared dir (manifest, sample shards, tokenized/) for ``samples`` tokenized with ``tokenizer``
+    (recorded under ``tokenizer_name``, the name training loads it by)."""
     rows = {"id": [], "input_ids": [], "labels": [], "length": []}
     for sample in samples:
         input_ids, labels = encode_messages(messages_of(sample), tokenizer)
@@ -60,7 +62,7 @@ def write_prepared_dir(out: Path, samples: list[JudgeSample], tokenizer, *, max_
     datasets.Dataset.from_dict(rows).save_to_disk(str(out / TOKENIZED_DIR))
     write_samples(samples, out, manifest_extra={
         "source": "test",
-        "settings": {"format": "judgelm-v1", "tokenizer": "tiny", "max_seq_len": max_seq_len},
+        "settings": {"format": "judgelm-v1", "tokenizer": tokenizer_name, "max_seq_len": max_seq_len},
         "tokenized": {"path": TOKENIZED_DIR, "max_seq_len": max_seq_len, "num_tokenized": len(samples)},
     })
     return out
