@@ -122,9 +122,9 @@ def resume_checkpoint(output_dir: str | os.PathLike, resume: str) -> str | None:
                              "use checkpoint.resume=auto to pick the latest complete one")
         return resume
     output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return None
-    if _is_main_process():
+    # Every process must reach the barrier below: a process that saw no output dir yet and returned
+    # early would leave rank 0 waiting there forever (rank 0 may create the dir meanwhile).
+    if _is_main_process() and output_dir.is_dir():
         while (last := get_last_checkpoint(output_dir)) is not None and read_record(last) is None:
             aside = Path(last).with_name(INCOMPLETE_PREFIX + Path(last).name)
             if aside.exists():
@@ -132,7 +132,7 @@ def resume_checkpoint(output_dir: str | os.PathLike, resume: str) -> str | None:
             os.replace(last, aside)
             logger.warning("%s was not completely written (no %s); moved it to %s", last, RECORD_FILE, aside)
     _barrier()
-    return get_last_checkpoint(output_dir)
+    return get_last_checkpoint(output_dir) if output_dir.is_dir() else None
 
 
 def save_final(trainer, config: TrainConfig, *, manifest_hashes: dict[str, str], revision: str | None) -> Path:

@@ -147,8 +147,8 @@ def build_training_args(config: TrainConfig, *, has_eval: bool, packed: bool, mo
         average_tokens_across_devices=True,
         # Packed rows already group samples; unpacked rows are batched with others of similar length.
         train_sampling_strategy="random" if packed else "group_by_length",
-        gradient_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        activation_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         logging_strategy="steps",
         logging_steps=config.logging.every_steps,
         disable_tqdm=config.logging.stdout,

@@ -137,6 +137,28 @@ def test_packing_gives_the_same_loss_on_the_same_samples(tiny_tokenizer, tiny_mo
                                torch.tensor(logged_losses(padded.log_history)), rtol=LOSS_RTOL, atol=0)
 
 
+class RecordCheckpointing(TrainerCallback):
+    """Records, at each step, whether the model being trained recomputes its activations."""
+
+    def __init__(self):
+        self.seen: list[bool] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.seen.append(bool(model.is_activation_checkpointing))
+
+
+def test_gradient_checkpointing_is_on_and_recomputes_to_the_same_losses(prepared_dir, tiny_model_dir, tmp_path):
+    common = dict(model__path=tiny_model_dir, model__tokenizer="tiny", optim__max_steps=3, optim__per_device_batch_size=4)
+    plain_probe, checkpointed_probe = RecordCheckpointing(), RecordCheckpointing()
+    plain = run(prepared_dir, tmp_path / "plain", callbacks=[plain_probe], **common)
+    recomputed = run(prepared_dir, tmp_path / "checkpointed", callbacks=[checkpointed_probe], gradient_checkpointing="true", **common)
+    assert plain_probe.seen == [False] * 3 and checkpointed_probe.seen == [True] * 3
+    assert load_config(recomputed.final_dir / CONFIG_FILE).gradient_checkpointing is True
+    # Recomputing activations in the backward pass changes memory, not arithmetic.
+    torch.testing.assert_close(torch.tensor(logged_losses(recomputed.log_history)),
+                               torch.tensor(logged_losses(plain.log_history)), rtol=LOSS_RTOL, atol=0)
+
+
 class CrashAt(TrainerCallback):
     """Ends the process's training abruptly after ``step`` (as a kill would, between checkpoints)."""
 
