@@ -1,14 +1,19 @@
 """Training throughput on SmolLM2-135M with real judge samples: packed vs length-grouped vs pad-to-2048.
 
-    python bench/train_throughput.py [--num-samples 6] [--steps 3]
+    python bench/train_throughput.py [--num-samples 12] [--steps 2]
 
-Samples: PandaLM test pairs (../shared/data/pandalm/testset-v1.json, read by data_prep.pandalm) rendered
-in the JudgeLM template (judgelm-v1). PandaLM gives a human-majority winner but no scores, so the JudgeLM
+Samples: the shortest PandaLM test pairs among the first 200 (../shared/data/pandalm/testset-v1.json,
+read by data_prep.pandalm), so that each step's samples pack into the same rows, rendered in the JudgeLM
+template (judgelm-v1). PandaLM gives a human-majority winner but no scores, so the JudgeLM
 score line of the target is written from the winner (8 3 / 3 8 / 5 5); the prompt, the two answers
 and the target length are the real ones. The same samples and the same number of optimizer steps run
 in each mode, one after the other, full fine-tuning through the transformers Trainer on CPU:
 
-(a) judgetrain packed: samples packed into rows of max_seq_len=2048 (padding-free, position_ids restart);
+(a) judgetrain packed: samples packed into rows of max_seq_len=2048 (padding-free, position_ids restart).
+    The flattening collator hands the model one sequence per device batch; on CPU, SDPA computes its
+    attention in full under a block-diagonal mask, work the 6·N convention does not count (on GPUs,
+    flash-attention's variable-length kernels skip it), so (a) can trail (b) when samples are of
+    equal length, as here;
 (b) judgetrain length-grouped: samples of similar length batched and padded to the longest of the batch;
 (c) baseline: every sample padded to 2048 tokens, as JudgeLM / FastChat training does
     (``padding="max_length"``, ``model_max_length=2048``).
@@ -42,6 +47,7 @@ from judgetrain.data.io import ReadReport  # noqa: E402
 from judgetrain.types import Label  # noqa: E402
 
 MAX_SEQ_LEN = 2048
+CANDIDATE_SAMPLES = 200
 PANDALM = REPO.parent / "shared" / "data" / "pandalm" / "testset-v1.json"
 SCORES_OF_WINNER = {"A": (8.0, 3.0), "B": (3.0, 8.0), "tie": (5.0, 5.0)}
 
@@ -88,13 +94,14 @@ class CountingCollator:
 
 
 def run_mode(name: str, model_dir: str, train_dataset, collator, *, per_device_batch_size: int, steps: int,
-             group_by_length: bool, output_dir: Path) -> dict:
+             group_by_length: bool, output_dir: Path, gradient_accumulation_steps: int = 1) -> dict:
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     counting = CountingCollator(collator)
     args = TrainingArguments(
         output_dir=str(output_dir / name), per_device_train_batch_size=per_device_batch_size, max_steps=steps,
+        gradient_accumulation_steps=gradient_accumulation_steps,
         learning_rate=1e-5, lr_scheduler_type="constant", optim="adamw_torch", logging_steps=steps, save_strategy="no",
         report_to=[], use_cpu=True, disable_tqdm=True, seed=0, dataloader_num_workers=0,
         average_tokens_across_devices=True,
@@ -114,8 +121,8 @@ def run_mode(name: str, model_dir: str, train_dataset, collator, *, per_device_b
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--num-samples", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--num-samples", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=2)
     args = parser.parse_args()
     if args.num_samples % args.steps:
         raise SystemExit("--num-samples must be a multiple of --steps (the same samples in each mode's steps)")
@@ -130,15 +137,27 @@ def main() -> None:
 
     model_dir = str(embedded_model_dir())
     tokenizer = load_tokenizer(EMBEDDED_MODEL)
-    rows, stats = tokenize_samples(judge_samples(args.num_samples), "judgelm-v1", tokenizer, max_seq_len=MAX_SEQ_LEN)
+    # The shortest of the first 200 pairs, so that each step's samples pack into the same number of rows.
+    rows, stats = tokenize_samples(judge_samples(CANDIDATE_SAMPLES), "judgelm-v1", tokenizer, max_seq_len=MAX_SEQ_LEN)
     rows = rows.select_columns(["id", "input_ids", "labels"])
+    by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    rows = rows.select(by_length[:args.num_samples])
     lengths = [len(ids) for ids in rows["input_ids"]]
     print(f"samples: {len(rows)} PandaLM pairs in judgelm-v1, tokens per sample min {min(lengths)} mean "
           f"{sum(lengths) / len(lengths):.0f} max {max(lengths)}; {args.steps} optimizer steps per mode; "
           f"torch threads {torch.get_num_threads()}")
-    packed_rows = pack(rows, max_seq_len=MAX_SEQ_LEN)
     per_step = args.num_samples // args.steps
-    packed_per_step = -(-len(packed_rows) // args.steps)
+    # Each step's samples are packed on their own, so every mode trains on the same samples once in the
+    # same number of steps (one epoch), and only the batching differs.
+    from datasets import concatenate_datasets
+
+    packed_groups = [pack(rows.select(range(step * per_step, (step + 1) * per_step)), max_seq_len=MAX_SEQ_LEN)
+                     for step in range(args.steps)]
+    packed_per_step = len(packed_groups[0])
+    if any(len(group) != packed_per_step for group in packed_groups):
+        raise SystemExit("the steps' samples pack into different row counts; pick --num-samples / --steps that pack evenly")
+    packed_rows = concatenate_datasets(packed_groups)
+    print(f"packed: {per_step} samples per step into {packed_per_step} row(s) of at most {MAX_SEQ_LEN} tokens")
     peak = matmul_peak_flops()
     print(f"matmul peak (fp32, 1024x1024, measured now): {peak / 1e9:.1f} GFLOP/s")
 
@@ -154,14 +173,21 @@ def main() -> None:
         results.append(run_mode("pad-to-2048 (JudgeLM/FastChat)", model_dir, model_rows,
                                 DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding="max_length",
                                                        max_length=MAX_SEQ_LEN),
-                                per_device_batch_size=per_step, steps=args.steps, group_by_length=False, output_dir=scratch))
+                                # One 2048-token row per micro-batch, accumulated to the same step size: a step
+                                # of several padded rows at once does not fit in memory here.
+                                per_device_batch_size=1, gradient_accumulation_steps=per_step, steps=args.steps,
+                                group_by_length=False, output_dir=scratch))
     for r in results:
         print(f"{r['mode']:<32} {r['seconds']:8.1f} s  {r['supervised_tokens']:6d} supervised tokens  "
               f"{r['supervised_tokens_per_second']:8.1f} supervised tokens/s  "
               f"{r['flops_per_second'] / 1e9:6.1f} GFLOP/s (6·N·real tokens, N={r['num_parameters'] / 1e6:.1f}M)")
     packed, grouped, padded = results
+    # Same samples, one epoch each: every mode must have supervised exactly the same tokens.
+    assert packed["supervised_tokens"] == grouped["supervised_tokens"] == padded["supervised_tokens"], \
+        [r["supervised_tokens"] for r in results]
     print(f"packed / length-grouped: {packed['supervised_tokens_per_second'] / grouped['supervised_tokens_per_second']:.2f}x")
     print(f"length-grouped / pad-to-2048: {grouped['supervised_tokens_per_second'] / padded['supervised_tokens_per_second']:.2f}x")
+    print(f"length-grouped FLOP/s / matmul peak: {grouped['flops_per_second'] / peak:.2f}")
     print(f"speedup: {packed['supervised_tokens_per_second'] / padded['supervised_tokens_per_second']:.2f}x")
     print(f"mfu: {packed['flops_per_second'] / peak:.2f}")
 

@@ -93,16 +93,9 @@ def _say(text: str) -> None:
 
 def read_shipped(name: str) -> list[JudgeSample]:
     """The canonical samples of one shipped file."""
-    path = RESOURCES / name
-    samples = []
-    with path.open(encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    samples.append(JudgeSample.from_dict(json.loads(line)))
-                except ValueError as err:
-                    raise ValueError(f"{path}:{line_number}: {err}; reinstall judgetrain") from None
-    return samples
+    from judgetrain.data.io import read_sample_file
+
+    return read_sample_file(RESOURCES / name)
 
 
 def gold_winner(sample: JudgeSample) -> str:

@@ -362,7 +362,7 @@ def test_malformed_json_line_names_file_and_line(tmp_path):
 
 def test_missing_field_is_named(tmp_path):
     path = _write_jsonl(tmp_path / "missing.jsonl", [_pandalm_row(), _pandalm_row(idx=1, response2=None)])
-    with pytest.raises(ValueError, match=rf"missing\.jsonl:2: missing required field 'response2'"):
+    with pytest.raises(ValueError, match=r"missing\.jsonl:2: missing required field 'response2'"):
         read("pandalm", path)
     _, report = read("pandalm", path, on_bad_row="skip")
     assert report.skipped == {"missing field": 1}

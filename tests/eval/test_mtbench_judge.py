@@ -2,7 +2,6 @@
 FastChat's own field names (pandas, as show_result.py reads them); resume; tables and radar plot."""
 
 import json
-import shutil
 
 import pytest
 
