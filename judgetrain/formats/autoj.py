@@ -34,9 +34,9 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message
+from judgetrain.formats.base import JudgeFormat, Message, format_score, read_markers
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 SCORE_SCALE = (1.0, 10.0)
@@ -84,11 +84,6 @@ _SINGLE_LENIENT = (
 )
 
 
-def format_score(score: float) -> str:
-    """A score as a judge writes it: ``8`` for 8.0, ``7.5`` for 7.5."""
-    return str(int(score)) if float(score).is_integer() else str(float(score))
-
-
 def target_label(sample: JudgeSample) -> Label | None:
     """The label a critique-less target is built from (see :data:`TARGET_LABEL_KEYS`), or None."""
     return sample.label(*TARGET_LABEL_KEYS) or sample.label()
@@ -109,18 +104,6 @@ def one_turn(sample: JudgeSample, template: str) -> int:
                 f"sample {sample.id!r}: answer {position + 1} has {len(answer.turns)} turn(s), the question {len(sample.question_turns)}"
             )
     return 0
-
-
-def read_markers(text: str, pattern: re.Pattern[str], read: Callable[[str], Any]) -> tuple[Any, re.Match[str]] | str | None:
-    """The one value every match of ``pattern`` in ``text`` gives, with the last match; a reason
-    string when the matches disagree; None when nothing matches."""
-    matches = list(pattern.finditer(text))
-    if not matches:
-        return None
-    values = list(dict.fromkeys(read(m.group(1)) for m in matches))
-    if len(values) > 1:
-        return "conflicting verdicts in one output: " + ", ".join(repr(m.group(0).strip()) for m in matches[:6])
-    return values[0], matches[-1]
 
 
 @dataclass(frozen=True)
@@ -191,10 +174,10 @@ class AutoJPairFormat(AutoJFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         readable, begin = self.judge_part(text)
-        found = read_markers(readable, _PAIR_STRICT, lambda v: _PAIR_WINNERS[v.lower()])
+        found = read_markers(readable, (_PAIR_STRICT,), lambda v: _PAIR_WINNERS[v.lower()])
         lenient = False
         if found is None and not strict:
-            found = read_markers(readable, _PAIR_LENIENT, _lenient_winner)
+            found = read_markers(readable, (_PAIR_LENIENT,), _lenient_winner)
             lenient = True
         if found is None:
             mode = "strict" if strict else "lenient"
@@ -227,13 +210,10 @@ class AutoJSingleFormat(AutoJFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         readable, begin = self.judge_part(text)
-        found = read_markers(readable, _SINGLE_STRICT, float)
+        found = read_markers(readable, (_SINGLE_STRICT,), float)
         lenient = False
         if found is None and not strict:
-            for pattern in _SINGLE_LENIENT:
-                found = read_markers(readable, pattern, float)
-                if found is not None:
-                    break
+            found = read_markers(readable, _SINGLE_LENIENT, float)
             lenient = True
         if found is None:
             mode = "strict" if strict else "lenient"

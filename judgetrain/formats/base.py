@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
@@ -121,6 +121,26 @@ class JudgeFormat(abc.ABC):
         """The judgment text as it reads once the two answers have swapped places: answer names
         exchanged (``answer_names``). Families whose text also carries ordered scores override it."""
         return swap_names(text, self.answer_names)
+
+
+def format_score(score: float) -> str:
+    """A score as a judge writes it: ``8`` for 8.0, ``7.5`` for 7.5."""
+    return str(int(score)) if float(score).is_integer() else str(float(score))
+
+
+def read_markers(text: str, patterns: tuple[re.Pattern[str], ...], read: Callable[[str], Any]
+                 ) -> tuple[Any, re.Match[str]] | str | None:
+    """The one value the first pattern with any match gives (``read`` of its group 1), with the last
+    match; a reason string when that pattern's matches disagree; None when no pattern matches."""
+    for pattern in patterns:
+        matches = list(pattern.finditer(text))
+        if not matches:
+            continue
+        values = list(dict.fromkeys(read(m.group(1)) for m in matches))
+        if len(values) > 1:
+            return "conflicting verdicts in one output: " + ", ".join(repr(m.group(0).strip()) for m in matches[:6])
+        return values[0], matches[-1]
+    return None
 
 
 def swap_names(text: str, pairs: tuple[tuple[str, str], ...]) -> str:

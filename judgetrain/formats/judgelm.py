@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message
+from judgetrain.formats.base import JudgeFormat, Message, format_score
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 SCORE_SCALE = (1.0, 10.0)
@@ -91,11 +91,6 @@ _LENIENT_PAIR_LINES = (
 _LENIENT_SINGLE_LINE = re.compile(rf"{_OPEN}(?P<s1>{_NUMBER})(?:\s*/\s*10)?{_CLOSE}", re.IGNORECASE)
 _ANY_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _ONLY_NUMBERS = re.compile(r"[\d.,;/\s-]+")
-
-
-def format_score(score: float) -> str:
-    """A score as a judge writes it: ``8`` for 8.0, ``7.5`` for 7.5."""
-    return str(int(score)) if float(score).is_integer() else str(float(score))
 
 
 def _first_line(text: str) -> tuple[str, int]:

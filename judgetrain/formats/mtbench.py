@@ -40,9 +40,9 @@ import importlib.resources
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message
+from judgetrain.formats.base import JudgeFormat, Message, format_score, read_markers
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 PROMPTS_RESOURCE = "resources/mt_bench/judge_prompts.jsonl"
@@ -72,11 +72,6 @@ def fastchat_prompts() -> dict[str, dict[str, Any]]:
             )
             prompts[row["name"]] = row
     return prompts
-
-
-def format_score(score: float) -> str:
-    """A score as a judge writes it: ``8`` for 8.0, ``7.5`` for 7.5."""
-    return str(int(score)) if float(score).is_integer() else str(float(score))
 
 
 def target_label(sample: JudgeSample, keys: tuple[str, ...] = TARGET_LABEL_KEYS) -> Label | None:
@@ -237,24 +232,6 @@ _SINGLE_LENIENT = (
 )
 
 
-def _read_markers(
-    text: str, patterns: tuple[re.Pattern[str], ...], read: Callable[[str], Any]
-) -> tuple[Any, re.Match[str]] | str | None:
-    """The value the first pattern with any match finds, with its last match; a reason string when
-    that pattern's matches disagree; None when no pattern matches."""
-    for pattern in patterns:
-        matches = list(pattern.finditer(text))
-        if not matches:
-            continue
-        values = [read(m.group(1)) for m in matches]
-        distinct = list(dict.fromkeys(values))
-        if len(distinct) > 1:
-            shown = ", ".join(m.group(0).strip() for m in matches)
-            return f"conflicting verdicts in one output: {shown}"
-        return distinct[0], matches[-1]
-    return None
-
-
 @dataclass(frozen=True)
 class MtBenchPairFormat(MtBenchFormat):
     """A FastChat pairwise prompt: verdict ``[[A]]`` / ``[[B]]`` / ``[[C]]`` (tie)."""
@@ -272,10 +249,10 @@ class MtBenchPairFormat(MtBenchFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         readable, begin = _without_echo(text, _PAIR_INSTRUCTION)
-        found = _read_markers(readable, (_PAIR_STRICT,), lambda token: _PAIR_WINNER[token])
+        found = read_markers(readable, (_PAIR_STRICT,), lambda token: _PAIR_WINNER[token])
         lenient = False
         if found is None and not strict:
-            found = _read_markers(readable, _PAIR_LENIENT, lambda token: _PAIR_WINNER[token.split()[-1].upper()])
+            found = read_markers(readable, _PAIR_LENIENT, lambda token: _PAIR_WINNER[token.split()[-1].upper()])
             lenient = True
         if found is None:
             if strict:
@@ -302,10 +279,10 @@ class MtBenchSingleFormat(MtBenchFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         readable, begin = _without_echo(text, _SINGLE_INSTRUCTION)
-        found = _read_markers(readable, (_SINGLE_STRICT,), float)
+        found = read_markers(readable, (_SINGLE_STRICT,), float)
         lenient = False
         if found is None and not strict:
-            found = _read_markers(readable, _SINGLE_LENIENT, float)
+            found = read_markers(readable, _SINGLE_LENIENT, float)
             lenient = True
         if found is None:
             if strict:

@@ -43,9 +43,9 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message, swap_names
+from judgetrain.formats.base import JudgeFormat, Message, format_score, read_markers, swap_names
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 SCORE_SCALE = (1.0, 5.0)
@@ -173,25 +173,6 @@ _REL_LENIENT = (
 _REL_MARKER = re.compile(r"(\[\s*RESULT\s*\]\s*[:：]?\s*[*_`\"'(\[\s]*(?:[Rr]esponse\s+)?)((?-i:[AB]))(?!\w)", re.IGNORECASE)
 
 
-def format_score(score: float) -> str:
-    """A score as a judge writes it: ``4`` for 4.0."""
-    return str(int(score)) if float(score).is_integer() else str(float(score))
-
-
-def _read(text: str, patterns: tuple[re.Pattern[str], ...], normalise: Callable[[str], object]) -> tuple[object, re.Match[str]] | str | None:
-    """The one value the first pattern with any match gives, with its last match; a reason string when
-    that pattern's matches disagree; None when no pattern matches."""
-    for pattern in patterns:
-        matches = list(pattern.finditer(text))
-        if not matches:
-            continue
-        values = list(dict.fromkeys(normalise(m.group(1)) for m in matches))
-        if len(values) > 1:
-            return "conflicting verdicts in one output: " + ", ".join(repr(m.group(0).strip()) for m in matches[:6])
-        return values[0], matches[-1]
-    return None
-
-
 @dataclass(frozen=True)
 class PrometheusFormat(JudgeFormat):
     """A Prometheus template: feedback, then ``[RESULT] …``."""
@@ -307,10 +288,10 @@ class PrometheusAbsoluteFormat(PrometheusFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         own, _begin = self.judge_part(text)
-        found = _read(own, (_ABS_STRICT,), float)
+        found = read_markers(own, (_ABS_STRICT,), float)
         lenient = False
         if found is None and not strict:
-            found = _read(own, _ABS_LENIENT, float)
+            found = read_markers(own, _ABS_LENIENT, float)
             lenient = True
         if found is None:
             mode = "strict" if strict else "lenient"
@@ -342,10 +323,10 @@ class PrometheusRelativeFormat(PrometheusFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         own, _begin = self.judge_part(text)
-        found = _read(own, (_REL_STRICT,), lambda v: _REL_WINNERS[v.upper()])
+        found = read_markers(own, (_REL_STRICT,), lambda v: _REL_WINNERS[v.upper()])
         lenient = False
         if found is None and not strict:
-            found = _read(own, _REL_LENIENT, lambda v: _REL_WINNERS[v.split()[-1].upper()])
+            found = read_markers(own, _REL_LENIENT, lambda v: _REL_WINNERS[v.split()[-1].upper()])
             lenient = True
         if found is None:
             mode = "strict" if strict else "lenient"
