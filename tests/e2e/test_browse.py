@@ -139,7 +139,7 @@ def _text(driver, css: str) -> str:
 
 def test_filter_open_item_and_screenshot(browse_url, browser, shared_data):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     url, tiny = browse_url["url"], browse_url["tiny"]
     browser.get(f"{url}/items")
@@ -147,7 +147,8 @@ def test_filter_open_item_and_screenshot(browse_url, browser, shared_data):
     expected_failures = [r for r in tiny.rows if any(r.parse_failures)]
     Select(browser.find_element(By.ID, "agreement")).select_by_value("parse_failure")
     browser.find_element(By.ID, "apply").click()
-    assert "agreement=parse_failure" in browser.current_url
+    # The click only starts the navigation: wait for the filtered page before reading it.
+    WebDriverWait(browser, 30).until(lambda d: "agreement=parse_failure" in d.current_url)
     assert _text(browser, "#count").startswith(f"{len(expected_failures)} item(s) match")
     links = browser.find_elements(By.CSS_SELECTOR, "tr.item td:first-child a")
     assert [a.text for a in links] == [r.id for r in expected_failures]
@@ -155,6 +156,7 @@ def test_filter_open_item_and_screenshot(browse_url, browser, shared_data):
     assert expected_failures, "the tiny judge's 8-token outputs are expected not to parse"
     row = expected_failures[0]
     links[0].click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == f"Item {row.id}")
     assert _text(browser, "h1") == f"Item {row.id}"
     page = browser.find_element(By.TAG_NAME, "main").text
     from eval.runner import get_benchmark
@@ -206,12 +208,13 @@ def test_compare_lists_disagreements_first(browse_url, browser):
 
 def test_mtbench_question_two_models_and_escaped_judgment(browse_url, browser, shared_data, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser.get(f"{browse_url['url']}/mtbench")
     Select(browser.find_element(By.ID, "m1")).select_by_value("gpt-4")
     Select(browser.find_element(By.ID, "m2")).select_by_value("llama-13b")
     browser.find_element(By.ID, "apply").click()
+    WebDriverWait(browser, 30).until(lambda d: "m2=llama-13b" in d.current_url)
     answers = {}
     for model in ("gpt-4", "llama-13b"):
         row = next(json.loads(line) for line in (shared_data / "fastchat_mt_bench" / "model_answer" / f"{model}.jsonl").read_text().splitlines()

@@ -32,6 +32,17 @@ def _same_numbers(judged: dict, replayed: dict) -> None:
             assert replayed[key] == value, key
 
 
+def _replay_both_orders(capsys, tmp_path, common, rows, judged) -> None:
+    """Feed a run's own verdicts back as predictions files (the swapped order in swapped
+    coordinates) and check they give the same numbers."""
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps({"id": r["id"], "verdict": r["verdict"]}) + "\n" for r in rows))
+    swapped = tmp_path / "swapped.jsonl"
+    swapped.write_text("".join(json.dumps({"id": r["id"], "verdict": FLIP[r["verdict_swapped"]]}) + "\n" for r in rows))
+    replayed = _eval(capsys, *common, "--predictions", str(pred), "--predictions-swapped", str(swapped),
+                     "--out", str(tmp_path / "replayed"))
+    _same_numbers(judged, replayed)
+
 def test_tiny_judge_pairwise_then_its_verdicts_as_predictions(shared_data, tmp_path, capsys):
     common = ["--benchmark", "llmbar-natural", "--data-dir", str(shared_data), "--limit", "3"]
     judged = _eval(capsys, *common, "--judge", "tiny", "--max-new-tokens", "12", "--out", str(tmp_path / "judged"))
@@ -47,13 +58,7 @@ def test_tiny_judge_pairwise_then_its_verdicts_as_predictions(shared_data, tmp_p
     results = json.loads((tmp_path / "judged" / "results.json").read_text())
     assert results["config"]["mode"] == "judge" and results["config"]["format"] == "mtbench-pair-v2"
     # Feed the run's own verdicts back: the original order as is, the swapped order in swapped coordinates.
-    pred = tmp_path / "pred.jsonl"
-    pred.write_text("".join(json.dumps({"id": r["id"], "verdict": r["verdict"]}) + "\n" for r in rows))
-    swapped = tmp_path / "swapped.jsonl"
-    swapped.write_text("".join(json.dumps({"id": r["id"], "verdict": FLIP[r["verdict_swapped"]]}) + "\n" for r in rows))
-    replayed = _eval(capsys, *common, "--predictions", str(pred), "--predictions-swapped", str(swapped),
-                     "--out", str(tmp_path / "replayed"))
-    _same_numbers(judged, replayed)
+    _replay_both_orders(capsys, tmp_path, common, rows, judged)
 
 
 def test_tiny_judge_grading_then_its_grades_as_predictions(shared_data, tmp_path, capsys):
@@ -115,13 +120,7 @@ def test_http_judge_with_position_bias_then_its_verdicts_as_predictions(shared_d
     gold = [r["gold_winner"] for r in rows]
     assert judged["accuracy"] == pytest.approx(gold.count("A") / 6)
     assert judged["judgebench_score"] == 0.0  # +1 and -1 in every pair
-    pred = tmp_path / "pred.jsonl"
-    pred.write_text("".join(json.dumps({"id": r["id"], "verdict": r["verdict"]}) + "\n" for r in rows))
-    swapped = tmp_path / "swapped.jsonl"
-    swapped.write_text("".join(json.dumps({"id": r["id"], "verdict": FLIP[r["verdict_swapped"]]}) + "\n" for r in rows))
-    replayed = _eval(capsys, *common, "--predictions", str(pred), "--predictions-swapped", str(swapped),
-                     "--out", str(tmp_path / "replayed"))
-    _same_numbers(judged, replayed)
+    _replay_both_orders(capsys, tmp_path, common, rows, judged)
 
 
 def test_tiny_judge_grade_pairs_then_its_grades_as_predictions(shared_data, tmp_path, capsys):
