@@ -9,14 +9,16 @@ score line of the target is written from the winner (8 3 / 3 8 / 5 5); the promp
 and the target length are the real ones. The same samples and the same number of optimizer steps run
 in each mode, one after the other, full fine-tuning through the transformers Trainer on CPU:
 
-(a) judgetrain packed: samples packed into rows of max_seq_len=2048 (padding-free, position_ids restart).
-    The flattening collator hands the model one sequence per device batch; on CPU, SDPA computes its
-    attention in full under a block-diagonal mask, work the 6·N convention does not count (on GPUs,
-    flash-attention's variable-length kernels skip it), so (a) can trail (b) when samples are of
-    equal length, as here;
+(a) judgetrain packed: samples packed into rows of max_seq_len=2048 (padding-free, position_ids restart),
+    batched as judgetrain training batches them (PackedCollator: one sequence per device batch with the
+    sample boundaries) and attended per sample (use_packed_sdpa); ``--packed-attention mask`` measures
+    plain sdpa instead, which attends over the whole row under a block-diagonal mask;
 (b) judgetrain length-grouped: samples of similar length batched and padded to the longest of the batch;
 (c) baseline: every sample padded to 2048 tokens, as JudgeLM / FastChat training does
-    (``padding="max_length"``, ``model_max_length=2048``).
+    (``padding="max_length"``, ``model_max_length=2048``), with the model's own causal-LM loss.
+
+(a) and (b) train with judgetrain's loss (judgment_token_loss: the cross-entropy of the supervised rows
+only); all three compute the logits of every token, so the 6·N count below holds for each.
 
 Figures: supervised (label != -100) tokens per second of each mode, the ratios, and the achieved
 FLOP/s of (a) under the 6·N·tokens convention (N = parameter count, tokens = the real, non-padding
@@ -94,10 +96,16 @@ class CountingCollator:
 
 
 def run_mode(name: str, model_dir: str, train_dataset, collator, *, per_device_batch_size: int, steps: int,
-             group_by_length: bool, output_dir: Path, gradient_accumulation_steps: int = 1) -> dict:
+             group_by_length: bool, output_dir: Path, gradient_accumulation_steps: int = 1,
+             packed_sdpa: bool = False, judgetrain_loss: bool = True) -> dict:
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    from judgetrain.data.packing import use_packed_sdpa
+    from judgetrain.train.loss import judgment_token_loss
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    if packed_sdpa and not use_packed_sdpa(model):
+        raise SystemExit(f"the model runs {model.config._attn_implementation} attention, not sdpa")
     counting = CountingCollator(collator)
     args = TrainingArguments(
         output_dir=str(output_dir / name), per_device_train_batch_size=per_device_batch_size, max_steps=steps,
@@ -107,7 +115,8 @@ def run_mode(name: str, model_dir: str, train_dataset, collator, *, per_device_b
         average_tokens_across_devices=True,
         train_sampling_strategy="group_by_length" if group_by_length else "random",
     )
-    trainer = Trainer(model=model, args=args, train_dataset=train_dataset, data_collator=counting)
+    trainer = Trainer(model=model, args=args, train_dataset=train_dataset, data_collator=counting,
+                      compute_loss_func=judgment_token_loss if judgetrain_loss else None)
     output = trainer.train()
     seconds = output.metrics["train_runtime"]
     num_parameters = sum(p.numel() for p in model.parameters())
@@ -123,6 +132,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-samples", type=int, default=12)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--packed-attention", choices=["per-sample", "mask"], default="per-sample",
+                        help="(a)'s attention: per-sample sdpa (what judgetrain trains with) or sdpa under the "
+                             "block-diagonal mask of the whole row")
     args = parser.parse_args()
     if args.num_samples % args.steps:
         raise SystemExit("--num-samples must be a multiple of --steps (the same samples in each mode's steps)")
@@ -145,7 +157,7 @@ def main() -> None:
     lengths = [len(ids) for ids in rows["input_ids"]]
     print(f"samples: {len(rows)} PandaLM pairs in judgelm-v1, tokens per sample min {min(lengths)} mean "
           f"{sum(lengths) / len(lengths):.0f} max {max(lengths)}; {args.steps} optimizer steps per mode; "
-          f"torch threads {torch.get_num_threads()}")
+          f"torch threads {torch.get_num_threads()}; packed attention {args.packed_attention}")
     per_step = args.num_samples // args.steps
     # Each step's samples are packed on their own, so every mode trains on the same samples once in the
     # same number of steps (one epoch), and only the batching differs.
@@ -164,12 +176,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         model_rows = rows.remove_columns(["id"])
-        # Untimed: the process's first training step pays one-off costs (allocator, kernel caches) that
-        # would otherwise all land on whichever mode runs first.
-        run_mode("warm-up", model_dir, model_rows, DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True),
+        # Untimed: the process's first training step of each kind pays one-off costs (allocator, kernel
+        # caches for its shapes) that would otherwise land on whichever mode runs first.
+        run_mode("warm-up packed", model_dir, packed_rows, PackedCollator(), per_device_batch_size=packed_per_step,
+                 steps=1, group_by_length=False, output_dir=scratch, packed_sdpa=args.packed_attention == "per-sample")
+        run_mode("warm-up length-grouped", model_dir, model_rows,
+                 DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True),
                  per_device_batch_size=per_step, steps=1, group_by_length=True, output_dir=scratch)
         results.append(run_mode("packed", model_dir, packed_rows, PackedCollator(), per_device_batch_size=packed_per_step,
-                                steps=args.steps, group_by_length=False, output_dir=scratch))
+                                steps=args.steps, group_by_length=False, output_dir=scratch,
+                                packed_sdpa=args.packed_attention == "per-sample"))
         results.append(run_mode("length-grouped", model_dir, model_rows,
                                 DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True),
                                 per_device_batch_size=per_step, steps=args.steps, group_by_length=True, output_dir=scratch))
@@ -179,7 +195,7 @@ def main() -> None:
                                 # One 2048-token row per micro-batch, accumulated to the same step size: a step
                                 # of several padded rows at once does not fit in memory here.
                                 per_device_batch_size=1, gradient_accumulation_steps=per_step, steps=args.steps,
-                                group_by_length=False, output_dir=scratch))
+                                group_by_length=False, output_dir=scratch, judgetrain_loss=False))
     # Measured before and after the modes, the higher one kept: a momentarily slowed CPU must not
     # lower the peak and so inflate the utilisation.
     peak = max(peak_before, matmul_peak_flops())

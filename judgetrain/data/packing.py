@@ -1,13 +1,22 @@
 """Pack tokenized samples into rows of at most ``max_seq_len`` tokens, padding-free.
 
 A packed row is the concatenation of whole samples with ``position_ids`` restarting at 0 at each
-sample, the layout transformers' ``DataCollatorWithFlattening`` produces. With ``position_ids`` given
-and no ``attention_mask``, transformers (``masking_utils.find_packed_sequence_indices``) reads the
-sample boundaries from the position restarts and builds a block-diagonal causal mask for sdpa and
-eager attention (flash-attention gets ``cu_seqlens`` from the same restarts), so no token attends to
-another sample. That detection is skipped when a KV cache is passed, so training must run with
-``use_cache=False`` (Trainer sets ``model.config.use_cache = args.use_cache``, False by default;
-:class:`PackedCollator` also passes ``use_cache=False`` in every batch).
+sample, the layout transformers' ``DataCollatorWithFlattening`` produces. :class:`PackedCollator` also
+hands the model the sample boundaries as ``cu_seq_lens_q`` / ``cu_seq_lens_k`` (the flattening
+collator's ``return_flash_attn_kwargs``), and transformers passes them down to every attention call:
+
+- flash-attention runs its variable-length kernel over them;
+- :data:`PACKED_SDPA` (what training switches an sdpa model to when it packs, see
+  :func:`use_packed_sdpa`) runs torch's SDPA once per sample, causal inside the sample. Plain sdpa
+  would instead attend over the whole row under a block-diagonal mask, built by transformers
+  (``masking_utils.find_packed_sequence_indices``) from the position restarts: the same result, but
+  work that grows with the square of the row instead of the samples
+  (``python bench/train_throughput.py --packed-attention mask`` measures the difference);
+- eager attention uses that block-diagonal mask.
+
+So no token attends to another sample. The mask detection is skipped when a KV cache is passed, so
+training must run with ``use_cache=False`` (Trainer sets ``model.config.use_cache = args.use_cache``,
+False by default; :class:`PackedCollator` also passes ``use_cache=False`` in every batch).
 
 Labels across a boundary: the loss shifts labels inside the model (position t predicts label t+1),
 so the last token of one sample predicts the first label of the next. That first label is always a
@@ -28,9 +37,13 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
+import torch
 from transformers import DataCollatorWithFlattening
 
-IGNORE_INDEX = -100
+from judgetrain.data.tokenize import IGNORE_INDEX
+
+PACKED_SDPA = "judgetrain_packed_sdpa"
+"""The attention implementation name of :func:`packed_sdpa_attention` in transformers' registries."""
 
 
 def _best_fit_decreasing(lengths: list[int], max_seq_len: int) -> list[list[int]]:
@@ -145,11 +158,14 @@ class PackedCollator(DataCollatorWithFlattening):
 
     Each packed row is split back into its samples (:func:`split_packed_row`) and the flattening
     collator concatenates them into one ``[1, total_tokens]`` sequence with ``position_ids`` restarting
-    per sample and -100 as the first label of each (and, with ``return_flash_attn_kwargs=True``,
-    ``cu_seq_lens`` for flash-attention). With one packed row per device batch, that is exactly the row.
-    ``use_cache=False`` rides along in the batch because transformers only reads packed boundaries from
-    ``position_ids`` when no KV cache is built.
+    per sample, -100 as the first label of each, and the boundaries as ``cu_seq_lens_q`` /
+    ``cu_seq_lens_k`` (with ``max_length_q`` / ``max_length_k``) for the attention. With one packed
+    row per device batch, that is exactly the row. ``use_cache=False`` rides along in the batch because
+    transformers only reads packed boundaries from ``position_ids`` when no KV cache is built.
     """
+
+    def __init__(self, *args, return_flash_attn_kwargs: bool = True, **kwargs):
+        super().__init__(*args, return_flash_attn_kwargs=return_flash_attn_kwargs, **kwargs)
 
     def __call__(self, features, return_tensors=None, separator_id=None):
         samples = [sample for row in features for sample in split_packed_row(row)]
@@ -158,4 +174,50 @@ class PackedCollator(DataCollatorWithFlattening):
         return batch
 
 
-__all__ = ["PackedCollator", "pack", "packing_efficiency", "split_packed_row"]
+def packed_sdpa_attention(module, query, key, value, attention_mask, *, cu_seq_lens_q=None, cu_seq_lens_k=None, **kwargs):
+    """transformers' sdpa attention, run once per packed sample when the batch carries its boundaries.
+
+    With ``cu_seq_lens_q`` (from :class:`PackedCollator`) each sample's queries attend causally to its
+    own keys only, through transformers' own ``sdpa_attention_forward``, and the mask built for the
+    whole row is not needed. Any other call (padded batches, generation with a KV cache) is plain sdpa
+    with its mask, so a model switched to this implementation behaves as sdpa everywhere else.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    self_attention = query.shape[0] == 1 and query.shape[2] == key.shape[2]
+    if cu_seq_lens_q is None or not self_attention:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    bounds = cu_seq_lens_q.tolist()
+    if bounds[0] != 0 or bounds[-1] != query.shape[2] or (cu_seq_lens_k is not None and cu_seq_lens_k.tolist() != bounds):
+        raise ValueError(
+            f"cu_seq_lens_q {bounds} does not cover the {query.shape[2]} tokens of the packed row (or differs from "
+            "cu_seq_lens_k); build packed batches with judgetrain.data.packing.PackedCollator"
+        )
+    outputs = [
+        sdpa_attention_forward(module, query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], None, **kwargs)[0]
+        for start, end in zip(bounds[:-1], bounds[1:])
+    ]
+    # sdpa_attention_forward returns [batch, tokens, heads, head_dim]: samples follow each other on dim 1.
+    return torch.cat(outputs, dim=1), None
+
+
+def use_packed_sdpa(model) -> bool:
+    """Switch a model that uses sdpa to :data:`PACKED_SDPA` (registered on first use); True if switched.
+
+    Other implementations are left as they are: flash-attention already reads the packed boundaries,
+    and eager attention honours the block-diagonal mask. The choice lives in the loaded model only, not
+    in its saved ``config.json``, so a trained checkpoint loads back with plain sdpa.
+    """
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    if model.config._attn_implementation != "sdpa":
+        return False
+    AttentionInterface.register(PACKED_SDPA, packed_sdpa_attention)
+    # Masks exactly as sdpa builds them, for the calls that fall back to sdpa.
+    AttentionMaskInterface.register(PACKED_SDPA, sdpa_mask)
+    model.set_attn_implementation(PACKED_SDPA)
+    return True
+
+
+__all__ = ["PACKED_SDPA", "PackedCollator", "pack", "packed_sdpa_attention", "packing_efficiency", "split_packed_row", "use_packed_sdpa"]

@@ -220,7 +220,7 @@ def rows_to_train_data(train_rows, tokenizer, *, packing: bool, max_seq_len: int
         eval_dataset = pack(eval_rows, max_seq_len=max_seq_len) if eval_rows is not None and len(eval_rows) else None
         stats["num_packed_rows"] = len(train_dataset)
         stats["packing_efficiency"] = packing_efficiency(train_dataset, max_seq_len)
-        # position_ids restart per sample; with no attention_mask, transformers builds the block-diagonal mask from them.
+        # position_ids restart per sample and the batch carries the sample boundaries, so attention stays inside samples.
         collator = PackedCollator()
     else:
         train_dataset, eval_dataset = train_rows, eval_rows if eval_rows is not None and len(eval_rows) else None

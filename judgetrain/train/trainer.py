@@ -7,14 +7,10 @@ Trainer's; this module only decides what goes into it:
   wrapped in a peft LoRA model for ``method.name: lora``;
 - data: :func:`judgetrain.train.data.build_train_data` (packed or length-grouped rows, or online
   augmentation with a set-epoch callback);
-- loss: the model's causal-LM loss summed over supervised tokens and divided by the supervised-token
-  count of the whole global batch. The Trainer counts the labels != -100 of all gradient-accumulation
-  micro-batches (``num_items_in_batch``), sums that count over the processes
-  (``average_tokens_across_devices=True``) and passes it to the model, whose loss divides its token sum
-  by it; it then multiplies by the number of processes, which DDP's / DeepSpeed's gradient averaging
-  divides back out. Llama-family models take the count through ``**kwargs`` in ``forward``, which is
-  what the Trainer checks (``model_accepts_loss_kwargs``); :func:`build_trainer` refuses a model that
-  does not, since its loss would silently become a mean of micro-batch means;
+- loss: :func:`judgetrain.train.loss.judgment_token_loss` as the Trainer's ``compute_loss_func``:
+  cross-entropy on the supervised tokens only, summed and divided by the supervised-token count of
+  the whole global batch, which the Trainer counts over every gradient-accumulation micro-batch and
+  (``average_tokens_across_devices=True``) every process;
 - checkpoints: the Trainer's ``checkpoint-N`` (safetensors, optimizer, RNG), completed with the
   config and the data manifest hashes by :class:`CheckpointRecordCallback`; resume from the latest
   complete one; the final model saved to ``final/`` through a rename.
@@ -36,6 +32,7 @@ from judgetrain.train.callbacks import SetEpochCallback, StdoutLogCallback
 from judgetrain.train.checkpoint import CONFIG_FILE, CheckpointRecordCallback, git_revision, resume_checkpoint, save_final
 from judgetrain.train.config import TrainConfig, save_config
 from judgetrain.train.data import TrainData, build_train_data
+from judgetrain.train.loss import judgment_token_loss
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +58,20 @@ def tokenizer_name(config: TrainConfig) -> str:
 
 
 def build_model(config: TrainConfig):
-    """The model to train: loaded by :func:`load_model`, LoRA-wrapped when ``method.name`` is lora."""
+    """The model to train: loaded by :func:`load_model`, LoRA-wrapped when ``method.name`` is lora, with
+    per-sample sdpa attention when ``data.packing`` is on (:func:`judgetrain.data.packing.use_packed_sdpa`)."""
     model = load_model(config.model.path, dtype=config.model.dtype, attention=config.model.attention,
                        trust_remote_code=config.model.trust_remote_code)
     if config.model.path in (TINY_MODEL, EMBEDDED_MODEL):
         # Saved adapters then name the base by the portable name load_model resolves, not a cache path.
         model.name_or_path = config.model.path
         model.config._name_or_path = config.model.path
+    if config.data.packing:
+        from judgetrain.data.packing import use_packed_sdpa
+
+        # sdpa would attend over each whole packed row under a block-diagonal mask; this runs it per sample.
+        if use_packed_sdpa(model):
+            logger.info("packing: sdpa attention runs per packed sample (%s)", model.config._attn_implementation)
     if config.method.name == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -180,19 +184,14 @@ def build_trainer(config: TrainConfig, model, tokenizer, data: TrainData, args, 
         run_callbacks.append(StdoutLogCallback())
     run_callbacks.extend(callbacks or [])
     trainer = Trainer(model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.eval_dataset,
-                      data_collator=data.data_collator, processing_class=tokenizer, callbacks=run_callbacks)
+                      data_collator=data.data_collator, processing_class=tokenizer, callbacks=run_callbacks,
+                      compute_loss_func=judgment_token_loss)
     if config.logging.stdout:
         trainer.remove_callback(PrinterCallback)
     for callback in callbacks or []:
         # Callbacks that log their own metrics (judge agreement) do it through Trainer.log.
         if hasattr(callback, "attach"):
             callback.attach(trainer)
-    if not trainer.model_accepts_loss_kwargs:
-        raise ValueError(
-            f"{type(model).__name__}.forward takes no loss kwargs, so the Trainer cannot divide its loss by the "
-            "supervised-token count of the whole global batch (it would average micro-batch means instead); "
-            "use a model whose forward accepts **kwargs (Llama, Qwen2, Mistral, Gemma, …)"
-        )
     return trainer
 
 

@@ -1,12 +1,15 @@
 """Packing: every token and label kept, positions restart per sample, and a packed row trains exactly
-like its samples run one by one (block-diagonal attention from position_ids, no cross-sample labels)."""
+like its samples run one by one under sdpa, per-sample sdpa and eager attention (no cross-sample
+attention, no cross-sample labels)."""
+
+import copy
 
 import datasets
 import pytest
 import torch
 from transformers import DataCollatorWithFlattening
 
-from judgetrain.data.packing import PackedCollator, pack, packing_efficiency, split_packed_row
+from judgetrain.data.packing import PACKED_SDPA, PackedCollator, pack, packing_efficiency, split_packed_row, use_packed_sdpa
 from judgetrain.data.tokenize import IGNORE_INDEX, encode_messages
 
 
@@ -92,20 +95,25 @@ def _sum_loss(model, **inputs) -> tuple[torch.Tensor, torch.Tensor]:
     return out.loss * num_supervised, out.logits
 
 
-def test_packed_loss_and_logits_equal_separate_runs(tiny_model, tokenized):
-    tiny_model.eval()
+@pytest.mark.parametrize("attention", ["sdpa", PACKED_SDPA, "eager"])
+def test_packed_loss_and_logits_equal_separate_runs(tiny_model, tokenized, attention):
+    model = copy.deepcopy(tiny_model).eval()
+    if attention == PACKED_SDPA:
+        assert use_packed_sdpa(model)
+    else:
+        model.set_attn_implementation(attention)
     rows = [tokenized[i] for i in (0, 5, 7)]
     packed = pack(datasets.Dataset.from_list(rows), max_seq_len=sum(r["length"] for r in rows))
     assert len(packed) == 1
     batch = PackedCollator()([packed[0]])
     by_id = {r["id"]: r for r in rows}
     with torch.no_grad():
-        packed_sum, packed_logits = _sum_loss(tiny_model, **batch)
+        packed_sum, packed_logits = _sum_loss(model, **batch)
         separate_sum = torch.zeros(())
         offset = 0
         for sample_id in packed[0]["sample_ids"]:
             row = by_id[sample_id]
-            loss_sum, logits = _sum_loss(tiny_model, input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]]))
+            loss_sum, logits = _sum_loss(model, input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]]))
             separate_sum += loss_sum
             n = row["length"]
             torch.testing.assert_close(packed_logits[0, offset : offset + n], logits[0], atol=1e-5, rtol=1e-4)
@@ -114,5 +122,38 @@ def test_packed_loss_and_logits_equal_separate_runs(tiny_model, tokenized):
 
         # The equality is not vacuous: the same tokens without restarting positions attend across samples.
         naive = {"input_ids": batch["input_ids"], "labels": batch["labels"]}
-        naive_sum, _ = _sum_loss(tiny_model, **naive)
+        naive_sum, _ = _sum_loss(model, **naive)
         assert not torch.allclose(naive_sum, separate_sum, atol=1e-3)
+
+
+def test_packed_sdpa_reads_the_sample_boundaries_from_the_batch(tiny_model, tokenized):
+    model = copy.deepcopy(tiny_model).eval()
+    assert use_packed_sdpa(model)
+    rows = [tokenized[i] for i in (0, 5)]
+    batch = PackedCollator()([pack(datasets.Dataset.from_list(rows), max_seq_len=400)[0]])
+    total = batch["input_ids"].shape[1]
+    with torch.no_grad():
+        per_sample = model(**batch).logits
+        # Boundaries saying "one sample" make the second sample attend to the first: other logits.
+        one_span = torch.tensor([0, total], dtype=torch.int32)
+        joined = model(**{**batch, "cu_seq_lens_q": one_span, "cu_seq_lens_k": one_span}).logits
+        first = rows[0]["length"] if batch["position_ids"][0, rows[0]["length"]] == 0 else rows[1]["length"]
+        torch.testing.assert_close(joined[0, :first], per_sample[0, :first])
+        assert not torch.allclose(joined[0, first:], per_sample[0, first:], atol=1e-3)
+        short = torch.tensor([0, total - 1], dtype=torch.int32)
+        with pytest.raises(ValueError, match="does not cover"):
+            model(**{**batch, "cu_seq_lens_q": short, "cu_seq_lens_k": short})
+
+
+def test_packed_sdpa_leaves_padded_batches_and_generation_as_sdpa(tiny_model, tiny_tokenizer):
+    plain = copy.deepcopy(tiny_model).eval()
+    switched = copy.deepcopy(tiny_model).eval()
+    assert use_packed_sdpa(switched) and not use_packed_sdpa(switched)  # already switched: left as is
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.padding_side = "left"
+    inputs = tokenizer(["a short prompt", "a somewhat longer prompt than that"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        torch.testing.assert_close(switched(**inputs).logits, plain(**inputs).logits)
+        generated = switched.generate(**inputs, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        expected = plain.generate(**inputs, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert torch.equal(generated, expected)

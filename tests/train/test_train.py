@@ -14,6 +14,7 @@ import torch
 from transformers import TrainerCallback
 
 from judgetrain.data.io import read_manifest
+from judgetrain.data.packing import PACKED_SDPA
 from judgetrain.train.checkpoint import CONFIG_FILE, RECORD_FILE, read_record
 from judgetrain.train.config import load_config, to_dict
 from judgetrain.train.trainer import train
@@ -126,13 +127,27 @@ def test_gradient_accumulation_equals_the_larger_batch(prepared_dir, tiny_model_
         torch.testing.assert_close(accumulated_weights[name], big_weights[name], atol=WEIGHT_ATOL, rtol=0)
 
 
+class RecordAttention(TrainerCallback):
+    """Records, at each step, the attention implementation of the model being trained."""
+
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.seen.append(model.config._attn_implementation)
+
+
 def test_packing_gives_the_same_loss_on_the_same_samples(tiny_tokenizer, tiny_model_dir, tmp_path):
     # 16 samples, every step's batch is all of them, so packed and padded runs see the same tokens.
     prepared = write_prepared_dir(tmp_path / "judge16", [judge_sample(i) for i in range(16)], tiny_tokenizer)
     common = dict(model__path=tiny_model_dir, model__tokenizer="tiny", optim__max_steps=3)
-    padded = run(prepared, tmp_path / "padded", data__packing=False, optim__per_device_batch_size=16, **common)
-    packed = run(prepared, tmp_path / "packed", data__packing=True, optim__per_device_batch_size=16, **common)
+    padded_probe, packed_probe = RecordAttention(), RecordAttention()
+    padded = run(prepared, tmp_path / "padded", callbacks=[padded_probe], data__packing=False, optim__per_device_batch_size=16, **common)
+    packed = run(prepared, tmp_path / "packed", callbacks=[packed_probe], data__packing=True, optim__per_device_batch_size=16, **common)
     assert packed.data_stats["num_packed_rows"] < 16  # several samples share a row
+    # Packed rows run sdpa per sample; the saved model still names plain sdpa.
+    assert padded_probe.seen == ["sdpa"] * 3 and packed_probe.seen == [PACKED_SDPA] * 3
+    assert json.loads((packed.final_dir / "config.json").read_text()).get("_attn_implementation") in (None, "sdpa")
     torch.testing.assert_close(torch.tensor(logged_losses(packed.log_history)),
                                torch.tensor(logged_losses(padded.log_history)), rtol=LOSS_RTOL, atol=0)
 
