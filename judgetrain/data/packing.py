@@ -193,9 +193,12 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, *, cu_seq_l
             f"cu_seq_lens_q {bounds} does not cover the {query.shape[2]} tokens of the packed row (or differs from "
             "cu_seq_lens_k); build packed batches with judgetrain.data.packing.PackedCollator"
         )
+    lengths = [end - start for start, end in zip(bounds[:-1], bounds[1:])]
+    # split (not slicing): its backward is one concatenation, not a zero-filled full-size gradient per sample.
     outputs = [
-        sdpa_attention_forward(module, query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], None, **kwargs)[0]
-        for start, end in zip(bounds[:-1], bounds[1:])
+        sdpa_attention_forward(module, sample_query, sample_key, sample_value, None, **kwargs)[0]
+        for sample_query, sample_key, sample_value in zip(query.split(lengths, dim=2), key.split(lengths, dim=2),
+                                                          value.split(lengths, dim=2))
     ]
     # sdpa_attention_forward returns [batch, tokens, heads, head_dim]: samples follow each other on dim 1.
     return torch.cat(outputs, dim=1), None
