@@ -55,6 +55,37 @@ class TrainData:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+class EpochSeededLengthGroupedSampler:
+    """transformers' length-grouped order, shuffled from (seed, epoch) instead of the global RNG.
+
+    ``LengthGroupedSampler`` draws its shuffle from torch's global generator when its iterator is made.
+    A run resumed in epoch e > 0 makes that iterator before the Trainer restores the checkpoint's RNG
+    state, so it would train the rest of epoch e in another order than the uninterrupted run. Here
+    the order depends only on the seed and the epoch, which the Trainer passes on through
+    ``set_epoch`` (accelerate's data loader calls it on the sampler it wraps), so a resumed run skips
+    exactly the batches it trained and then sees the same ones, on every process alike.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
 def is_held_out(sample_id: str, fraction: float, seed: int) -> bool:
     """Whether ``sample_id`` belongs to the held-out split (a seeded hash of the id, uniform in [0, 1))."""
     if fraction <= 0:

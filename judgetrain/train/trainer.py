@@ -25,13 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from judgetrain.models import EMBEDDED_MODEL, TINY_MODEL, load_model, load_tokenizer
 from judgetrain.train import parallel
 from judgetrain.train.callbacks import SetEpochCallback, StdoutLogCallback
 from judgetrain.train.checkpoint import CONFIG_FILE, CheckpointRecordCallback, git_revision, resume_checkpoint, save_final
 from judgetrain.train.config import TrainConfig, save_config
-from judgetrain.train.data import TrainData, build_train_data
+from judgetrain.train.data import EpochSeededLengthGroupedSampler, TrainData, build_train_data
 from judgetrain.train.loss import judgment_token_loss
 
 logger = logging.getLogger(__name__)
@@ -171,10 +173,21 @@ def build_training_args(config: TrainConfig, *, has_eval: bool, packed: bool, mo
     )
 
 
+class JudgeTrainer(Trainer):
+    """The transformers Trainer with a length-grouped order that a resumed run reproduces
+    (:class:`~judgetrain.train.data.EpochSeededLengthGroupedSampler`)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthGroupedSampler(sampler.lengths, sampler.batch_size, seed)
+        return sampler
+
+
 def build_trainer(config: TrainConfig, model, tokenizer, data: TrainData, args, *, revision: str | None = None,
                   callbacks: list | None = None):
     """The Trainer of a run, with the set-epoch, stdout and checkpoint-record callbacks."""
-    from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback
 
     run_callbacks = [CheckpointRecordCallback(config, data.manifest_hashes, revision)]
@@ -183,7 +196,7 @@ def build_trainer(config: TrainConfig, model, tokenizer, data: TrainData, args, 
     if config.logging.stdout:
         run_callbacks.append(StdoutLogCallback())
     run_callbacks.extend(callbacks or [])
-    trainer = Trainer(model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.eval_dataset,
+    trainer = JudgeTrainer(model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.eval_dataset,
                       data_collator=data.data_collator, processing_class=tokenizer, callbacks=run_callbacks,
                       compute_loss_func=judgment_token_loss)
     if config.logging.stdout:

@@ -208,6 +208,28 @@ def test_resumed_run_ends_where_the_uninterrupted_one_does(prepared_dir, tiny_mo
         torch.testing.assert_close(resumed_weights[name], whole_weights[name], atol=WEIGHT_ATOL, rtol=0)
 
 
+def test_online_augmentation_resumes_mid_epoch_with_the_same_draws(tiny_tokenizer, tiny_model_dir, tmp_path):
+    # 16 samples, 4 per step: 4 steps an epoch. The kill lands in the second epoch, after checkpoint-6,
+    # so the resumed run must redraw epoch 1's swaps and skip the batches it already trained on.
+    prepared = write_prepared_dir(tmp_path / "judge16", [judge_sample(i) for i in range(16)], tiny_tokenizer)
+    common = dict(model__path=tiny_model_dir, model__tokenizer="tiny", optim__max_steps=10, checkpoint__every_steps=3,
+                  optim__per_device_batch_size=4, data__swap_probability=0.5)
+    whole = run(prepared, tmp_path / "whole", **common)
+    assert whole.data_stats["num_skipped_online"] == 0  # the online (per-epoch augmentation) path ran
+    with pytest.raises(KeyboardInterrupt):
+        run(prepared, tmp_path / "cut", callbacks=[CrashAt(8)], **common)
+    resumed = run(prepared, tmp_path / "cut", **common)
+    assert resumed.resumed_from == str(tmp_path / "cut" / "checkpoint-6")
+    torch.testing.assert_close(torch.tensor(logged_losses(resumed.log_history)),
+                               torch.tensor(logged_losses(whole.log_history)), rtol=LOSS_RTOL, atol=0)
+    whole_weights, resumed_weights = load_state_dict(whole.final_dir), load_state_dict(resumed.final_dir)
+    for name in whole_weights:
+        torch.testing.assert_close(resumed_weights[name], whole_weights[name], atol=WEIGHT_ATOL, rtol=0)
+    # Not vacuous: without the swaps the same run trains on other tokens.
+    unswapped = run(prepared, tmp_path / "unswapped", **{**common, "data__swap_probability": 0.0})
+    assert logged_losses(unswapped.log_history) != logged_losses(whole.log_history)
+
+
 def test_judge_agreement_callback_logs_agreement_consistency_and_parse_failures(prepared_dir, tmp_path):
     from judgetrain.train.judge_eval import JudgeAgreementCallback
 
