@@ -197,8 +197,8 @@ def build_trainer(config: TrainConfig, model, tokenizer, data: TrainData, args, 
         run_callbacks.append(StdoutLogCallback())
     run_callbacks.extend(callbacks or [])
     trainer = JudgeTrainer(model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.eval_dataset,
-                      data_collator=data.data_collator, processing_class=tokenizer, callbacks=run_callbacks,
-                      compute_loss_func=judgment_token_loss)
+                           data_collator=data.data_collator, processing_class=tokenizer, callbacks=run_callbacks,
+                           compute_loss_func=judgment_token_loss)
     if config.logging.stdout:
         trainer.remove_callback(PrinterCallback)
     for callback in callbacks or []:
