@@ -7,12 +7,11 @@ never sees half a file and a crashed run never leaves one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from eval.runner import EvalRun, versions
+from judgetrain.data.io import atomic_path, write_text_atomic
 from judgetrain.metrics import METRIC_DEFINITIONS
 
 RESULTS_FILE = "results.json"
@@ -25,24 +24,6 @@ POLICY_TEXT = {
     "wrong": "parse failures are kept and count as wrong / inconsistent verdicts (policy `wrong`)",
     "exclude": "items with a parse failure are left out of each metric the failure touches (policy `exclude`)",
 }
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` and rename the result to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (UTF-8)."""
-    _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def results_document(run: EvalRun) -> dict[str, Any]:
@@ -178,7 +159,8 @@ def write_plots(run: EvalRun, out_dir: Path) -> list[str]:
             for j, v in enumerate(row):
                 ax.text(j, i, str(v), ha="center", va="center")
         fig.tight_layout()
-        _atomic_write(out_dir / CONFUSION_PLOT, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        with atomic_path(out_dir / CONFUSION_PLOT, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
         plt.close(fig)
         written.append(CONFUSION_PLOT)
     key = _primary_metric(run)
@@ -194,7 +176,8 @@ def write_plots(run: EvalRun, out_dir: Path) -> list[str]:
         ax.set_ylabel(key)
         ax.set_title(f"{run.benchmark.name}: {key} per group (95% interval)")
         fig.tight_layout()
-        _atomic_write(out_dir / GROUPS_PLOT, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        with atomic_path(out_dir / GROUPS_PLOT, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
         plt.close(fig)
         written.append(GROUPS_PLOT)
     return written

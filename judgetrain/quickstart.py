@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -32,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from judgetrain.data.io import write_jsonl_atomic, write_text_atomic
 from judgetrain.types import JudgeSample, Judgment
 
 RESOURCES = Path(__file__).parent / "resources" / "quickstart"
@@ -222,18 +222,7 @@ def evaluate(model: str, held_out: Sequence[JudgeSample], size: Size, *, desc: s
 
 
 def _write_json(path: Path, content: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_jsonl(path: Path, judgments: Sequence[Judgment]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        for judgment in judgments:
-            f.write(json.dumps(judgment.to_dict(), ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(content, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -300,8 +289,8 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
     after, after_judgments = evaluate(str(result.final_dir), held_out, size, desc="after training")
     eval_dir = run_dir / "eval"
     eval_dir.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(eval_dir / "judgments_before.jsonl", before_judgments)
-    _write_jsonl(eval_dir / "judgments_after.jsonl", after_judgments)
+    write_jsonl_atomic(eval_dir / "judgments_before.jsonl", (j.to_dict() for j in before_judgments))
+    write_jsonl_atomic(eval_dir / "judgments_after.jsonl", (j.to_dict() for j in after_judgments))
     _write_json(eval_dir / "results.json", {"benchmark": "pandalm-test (held out, both orders)", "template": FORMAT,
                                             "metrics": after, "before_training": before})
 

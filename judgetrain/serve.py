@@ -53,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
                                   served_model_name=args.served_model_name)
     host, port = server.server_address[:2]
     print(f"judgetrain serve: {server.served_model_name} on http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
+    serve_until_interrupted(server, thread)
+    return 0
+
+
+def serve_until_interrupted(server: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    """Wait on a started server's thread until Ctrl-C, then stop the server and close its socket."""
     try:
         thread.join()
     except KeyboardInterrupt:
@@ -60,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.shutdown()
         server.server_close()
-    return 0
 
 
 class BatchingQueue:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.mtbench.data import load_answer_file, temperature_of, write_jsonl_atomic
+from eval.mtbench.data import load_answer_file, temperature_of
+from judgetrain.data.io import write_jsonl_atomic
 from judgetrain.judging.backends.base import Backend, Decoding, Request
 
 DEFAULT_MAX_NEW_TOKENS = 1024

@@ -229,15 +229,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: str, data: dict) -> None:
-    import os
-    import tempfile
+    from judgetrain.data.io import write_text_atomic
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=2, ensure_ascii=False)
-    os.replace(tmp, target)
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _agreement(args: argparse.Namespace) -> int:

@@ -8,9 +8,7 @@ of answer generation, the categories whose judge prompt shows the GPT-4 referenc
 from __future__ import annotations
 
 import importlib.resources
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -128,21 +126,3 @@ def load_reference_answers(data_dir: str | os.PathLike[str] | None, bench: str =
     if not path.is_file():
         return {}
     return {qid: row["choices"][0]["turns"] for qid, row in load_answer_file(path).items()}
-
-
-def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> None:
-    """Write ``rows`` as JSONL to a temp file beside ``path``, fsync it and rename it over ``path``,
-    so a killed run leaves the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for row in rows:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from eval.mtbench.data import NEED_REF_CATS, read_jsonl, write_jsonl_atomic
+from eval.mtbench.data import NEED_REF_CATS, read_jsonl
+from judgetrain.data.io import write_jsonl_atomic
 from judgetrain.judging.backends.base import Backend
 from judgetrain.types import Answer, JudgeSample, Judgment
 

@@ -18,7 +18,6 @@ a radar plot.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -26,6 +25,7 @@ from typing import Any, Iterable, Sequence
 from eval.mtbench.data import CATEGORIES, TIE_DELTA, read_jsonl
 from eval.mtbench.judgment import model_pairs
 from judgetrain import metrics
+from judgetrain.data.io import atomic_path
 
 PAIR_WINNER = {"model_1": "A", "model_2": "B", "tie": "tie", "error": None}
 """FastChat's pairwise winner names as the library's winners (``error``: no verdict)."""
@@ -198,13 +198,9 @@ def radar_plot(table: dict[str, dict[str, Any]], path: str | os.PathLike[str], *
     axes.set_ylim(0, value_max)
     axes.set_title(title)
     axes.legend(loc="upper right", bbox_to_anchor=(1.3, 1.1), fontsize="small")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(tmp, format="png", bbox_inches="tight", dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            figure.savefig(tmp, format="png", bbox_inches="tight", dpi=100)
     finally:
         plt.close(figure)
-        Path(tmp).unlink(missing_ok=True)
     return path

@@ -38,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from judgetrain.browse.server import start_server
     from judgetrain.browse.store import load_dirs
+    from judgetrain.serve import serve_until_interrupted
 
     runs, mtbench = load_dirs(args.dirs)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -48,11 +49,5 @@ def run(args: argparse.Namespace) -> int:
     host, port = server.server_address[:2]
     print(f"judgetrain browse: {len(runs)} run(s), {len(mtbench)} MT-bench dir(s) on http://{host}:{port}/ (Ctrl-C stops)",
           flush=True)
-    try:
-        thread.join()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        server.server_close()
+    serve_until_interrupted(server, thread)
     return 0

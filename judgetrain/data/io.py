@@ -19,6 +19,7 @@ half-written shard or manifest behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -456,19 +457,40 @@ def make_staging_dir(parent: Path, prefix: str) -> Path:
     return staging
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block ends without an
+    error and removed when it does not, so a killed run leaves the old file or the new one, never half."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    # mkstemp's files are 0600; the result should have an ordinary new file's permissions.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through :func:`atomic_path`, synced to disk before the rename."""
+    with atomic_path(path) as tmp:
+        with tmp.open("w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write ``rows`` as JSON lines to ``path`` through :func:`atomic_path`, streamed and synced."""
+    with atomic_path(path) as tmp:
+        with tmp.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def replace_dir(staging: Path, target: Path) -> None:
@@ -620,7 +642,7 @@ def write_manifest(out_dir: str | os.PathLike, manifest: Mapping[str, Any]) -> d
     """Write ``out_dir/manifest.json`` atomically with its ``manifest_hash``; returns what was written."""
     written = {k: v for k, v in manifest.items() if k != "manifest_hash"}
     written["manifest_hash"] = manifest_hash(written)
-    _write_text_atomic(Path(out_dir) / MANIFEST_FILE, json.dumps(written, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(Path(out_dir) / MANIFEST_FILE, json.dumps(written, indent=2, ensure_ascii=False) + "\n")
     return written
 
 
@@ -663,4 +685,7 @@ __all__ = [
     "manifest_hash",
     "replace_dir",
     "make_staging_dir",
+    "atomic_path",
+    "write_text_atomic",
+    "write_jsonl_atomic",
 ]

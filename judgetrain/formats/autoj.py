@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message, format_score, read_markers
+from judgetrain.formats.base import JudgeFormat, Message, format_score, one_turn, read_markers
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 SCORE_SCALE = (1.0, 10.0)
@@ -89,23 +89,6 @@ def target_label(sample: JudgeSample) -> Label | None:
     return sample.label(*TARGET_LABEL_KEYS) or sample.label()
 
 
-def one_turn(sample: JudgeSample, template: str) -> int:
-    """The turn index shown by a one-question template: 0, for a single-turn sample or a multi-turn
-    one judged on turn 1 (later turns need the conversation before them, which these prompts lack)."""
-    if sample.is_multi_turn and sample.turn != 1:
-        which = "the whole conversation (turn=None)" if sample.turn is None else f"turn {sample.turn}"
-        raise ValueError(
-            f"sample {sample.id!r} is multi-turn and judged on {which}; template {template!r} shows one query and its "
-            "response(s): set turn=1, or use an mtbench -multi-turn template"
-        )
-    for position, answer in enumerate(sample.answers):
-        if len(answer.turns) != len(sample.question_turns):
-            raise ValueError(
-                f"sample {sample.id!r}: answer {position + 1} has {len(answer.turns)} turn(s), the question {len(sample.question_turns)}"
-            )
-    return 0
-
-
 @dataclass(frozen=True)
 class AutoJFormat(JudgeFormat):
     """An Auto-J template: critique first, the verdict statement last."""
@@ -118,10 +101,10 @@ class AutoJFormat(JudgeFormat):
     # --- rendering -------------------------------------------------------------------------
     def check_sample(self, sample: JudgeSample) -> None:
         super().check_sample(sample)
-        one_turn(sample, self.name)
+        one_turn(sample, self.name, shown="one query and its response(s)")
 
     def prompt_messages(self, sample: JudgeSample) -> list[Message]:
-        index = one_turn(sample, self.name)
+        index = one_turn(sample, self.name, shown="one query and its response(s)")
         parts = ["[BEGIN DATA]\n***\n", f"[Query]: {sample.question_turns[index]}\n***\n"]
         if self.protocol == "pairwise":
             for number, answer in enumerate(sample.answers, start=1):
@@ -174,17 +157,14 @@ class AutoJPairFormat(AutoJFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         readable, begin = self.judge_part(text)
-        found = read_markers(readable, (_PAIR_STRICT,), lambda v: _PAIR_WINNERS[v.lower()])
-        lenient = False
-        if found is None and not strict:
-            found = read_markers(readable, (_PAIR_LENIENT,), _lenient_winner)
-            lenient = True
+        found = read_markers(readable, (_PAIR_STRICT,), lambda v: _PAIR_WINNERS[v.lower()], strict=strict,
+                             lenient=(_PAIR_LENIENT,), read_lenient=_lenient_winner)
         if found is None:
             mode = "strict" if strict else "lenient"
             return self.failure(text, f"no final decision 'final decision is Response 1 / Response 2 / Tie' ({mode})")
         if isinstance(found, str):
             return self.failure(text, found)
-        winner, _match = found
+        winner, _match, lenient = found
         return Verdict(winner=winner, critique=text[begin:].strip(), template=self.name, lenient=lenient)
 
 
@@ -210,17 +190,13 @@ class AutoJSingleFormat(AutoJFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         readable, begin = self.judge_part(text)
-        found = read_markers(readable, (_SINGLE_STRICT,), float)
-        lenient = False
-        if found is None and not strict:
-            found = read_markers(readable, _SINGLE_LENIENT, float)
-            lenient = True
+        found = read_markers(readable, (_SINGLE_STRICT,), float, strict=strict, lenient=_SINGLE_LENIENT)
         if found is None:
             mode = "strict" if strict else "lenient"
             return self.failure(text, f"no rating 'Rating: [[x]]' ({mode})")
         if isinstance(found, str):
             return self.failure(text, found)
-        score, _match = found
+        score, _match, lenient = found
         if not SCORE_SCALE[0] <= score <= SCORE_SCALE[1]:
             return self.failure(text, f"rating {format_score(score)} is outside the scale 1-10")
         return Verdict(scores=(score,), critique=text[begin:].strip(), template=self.name, lenient=lenient)

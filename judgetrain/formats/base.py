@@ -128,19 +128,44 @@ def format_score(score: float) -> str:
     return str(int(score)) if float(score).is_integer() else str(float(score))
 
 
-def read_markers(text: str, patterns: tuple[re.Pattern[str], ...], read: Callable[[str], Any]
-                 ) -> tuple[Any, re.Match[str]] | str | None:
+def read_markers(text: str, patterns: tuple[re.Pattern[str], ...], read: Callable[[str], Any], *,
+                 strict: bool = True, lenient: tuple[re.Pattern[str], ...] = (),
+                 read_lenient: Callable[[str], Any] | None = None) -> tuple[Any, re.Match[str], bool] | str | None:
     """The one value the first pattern with any match gives (``read`` of its group 1), with the last
-    match; a reason string when that pattern's matches disagree; None when no pattern matches."""
-    for pattern in patterns:
-        matches = list(pattern.finditer(text))
-        if not matches:
-            continue
-        values = list(dict.fromkeys(read(m.group(1)) for m in matches))
-        if len(values) > 1:
-            return "conflicting verdicts in one output: " + ", ".join(repr(m.group(0).strip()) for m in matches[:6])
-        return values[0], matches[-1]
+    match and whether a lenient pattern gave it; a reason string when that pattern's matches disagree;
+    None when no pattern matches. The ``lenient`` patterns (read with ``read_lenient``, or ``read``) are
+    tried only when ``strict`` is False and no strict pattern matches."""
+    tiers = [(patterns, read, False)]
+    if not strict:
+        tiers.append((lenient, read_lenient or read, True))
+    for tier_patterns, tier_read, from_lenient in tiers:
+        for pattern in tier_patterns:
+            matches = list(pattern.finditer(text))
+            if not matches:
+                continue
+            values = list(dict.fromkeys(tier_read(m.group(1)) for m in matches))
+            if len(values) > 1:
+                return "conflicting verdicts in one output: " + ", ".join(repr(m.group(0).strip()) for m in matches[:6])
+            return values[0], matches[-1], from_lenient
     return None
+
+
+def one_turn(sample: JudgeSample, template: str, shown: str) -> int:
+    """The turn index shown by a one-question template: 0, for a single-turn sample or a multi-turn
+    one judged on turn 1 (later turns need the conversation before them, which these prompts lack).
+    ``shown`` names what the template shows, for the error."""
+    if sample.is_multi_turn and sample.turn != 1:
+        which = "the whole conversation (turn=None)" if sample.turn is None else f"turn {sample.turn}"
+        raise ValueError(
+            f"sample {sample.id!r} is multi-turn and judged on {which}; template {template!r} shows {shown}: "
+            "set turn=1, or use an mtbench -multi-turn template"
+        )
+    for position, answer in enumerate(sample.answers):
+        if len(answer.turns) != len(sample.question_turns):
+            raise ValueError(
+                f"sample {sample.id!r}: answer {position + 1} has {len(answer.turns)} turn(s), the question {len(sample.question_turns)}"
+            )
+    return 0
 
 
 def swap_names(text: str, pairs: tuple[tuple[str, str], ...]) -> str:

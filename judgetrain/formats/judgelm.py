@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message, format_score
+from judgetrain.formats.base import JudgeFormat, Message, format_score, one_turn
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 SCORE_SCALE = (1.0, 10.0)
@@ -135,24 +135,7 @@ class JudgeLMFormat(JudgeFormat):
     # --- rendering -------------------------------------------------------------------------
     def check_sample(self, sample: JudgeSample) -> None:
         super().check_sample(sample)
-        self._turn_index(sample)
-
-    def _turn_index(self, sample: JudgeSample) -> int:
-        """The turn shown: JudgeLM judges one question and its answers, so a multi-turn sample must be
-        judged on its first turn (later turns need the conversation before them)."""
-        if sample.is_multi_turn and sample.turn != 1:
-            which = "the whole conversation (turn=None)" if sample.turn is None else f"turn {sample.turn}"
-            raise ValueError(
-                f"sample {sample.id!r} is multi-turn and judged on {which}; template {self.name!r} shows one question "
-                "and its answers: set turn=1, or use an mtbench -multi-turn template"
-            )
-        for position, answer in enumerate(sample.answers):
-            if len(answer.turns) != len(sample.question_turns):
-                raise ValueError(
-                    f"sample {sample.id!r}: answer {position + 1} has {len(answer.turns)} turn(s), "
-                    f"the question {len(sample.question_turns)}"
-                )
-        return 0
+        one_turn(sample, self.name, shown="one question and its answers")
 
     def _reference_text(self, sample: JudgeSample, index: int) -> str:
         assert sample.reference is not None  # check_sample's contract
@@ -264,7 +247,7 @@ class JudgeLMPairFormat(JudgeLMFormat):
         return "tie"
 
     def user_prompt(self, sample: JudgeSample) -> str:
-        index = self._turn_index(sample)
+        index = one_turn(sample, self.name, shown="one question and its answers")
         parts = [f"[Question]\n{sample.question_turns[index]}\n\n"]
         if self.with_reference:
             parts.append(f"[Reference Answer]\n{self._reference_text(sample, index)}\n\n")
@@ -306,7 +289,7 @@ class JudgeLMSingleFormat(JudgeLMFormat):
         return _SINGLE_INSTRUCTION
 
     def user_prompt(self, sample: JudgeSample) -> str:
-        index = self._turn_index(sample)
+        index = one_turn(sample, self.name, shown="one question and its answers")
         parts = [f"[Question]\n{sample.question_turns[index]}\n\n"]
         if self.with_reference:
             parts.append(f"[Reference Answer]\n{self._reference_text(sample, index)}\n\n")

@@ -249,18 +249,15 @@ class MtBenchPairFormat(MtBenchFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         readable, begin = _without_echo(text, _PAIR_INSTRUCTION)
-        found = read_markers(readable, (_PAIR_STRICT,), lambda token: _PAIR_WINNER[token])
-        lenient = False
-        if found is None and not strict:
-            found = read_markers(readable, _PAIR_LENIENT, lambda token: _PAIR_WINNER[token.split()[-1].upper()])
-            lenient = True
+        found = read_markers(readable, (_PAIR_STRICT,), lambda token: _PAIR_WINNER[token], strict=strict, lenient=_PAIR_LENIENT,
+                             read_lenient=lambda token: _PAIR_WINNER[token.split()[-1].upper()])
         if found is None:
             if strict:
                 return self.failure(text, "no verdict token [[A]], [[B]] or [[C]] (strict)")
             return self.failure(text, "no verdict: neither [[A]] / [[B]] / [[C]] nor a stated final verdict")
         if isinstance(found, str):
             return self.failure(text, found)
-        winner, match = found
+        winner, match, lenient = found
         return Verdict(winner=winner, critique=_critique(readable, begin, match),
                        template=self.name, lenient=lenient)
 
@@ -279,18 +276,14 @@ class MtBenchSingleFormat(MtBenchFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         readable, begin = _without_echo(text, _SINGLE_INSTRUCTION)
-        found = read_markers(readable, (_SINGLE_STRICT,), float)
-        lenient = False
-        if found is None and not strict:
-            found = read_markers(readable, _SINGLE_LENIENT, float)
-            lenient = True
+        found = read_markers(readable, (_SINGLE_STRICT,), float, strict=strict, lenient=_SINGLE_LENIENT)
         if found is None:
             if strict:
                 return self.failure(text, "no rating in double brackets, e.g. [[7]] (strict)")
             return self.failure(text, "no rating: neither [[x]], [x] nor 'Rating: x'")
         if isinstance(found, str):
             return self.failure(text, found)
-        score, match = found
+        score, match, lenient = found
         low, high = SCORE_SCALE
         if not low <= score <= high:
             return self.failure(text, f"rating {format_score(score)} is outside the scale 1-10")

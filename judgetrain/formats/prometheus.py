@@ -288,17 +288,13 @@ class PrometheusAbsoluteFormat(PrometheusFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         own, _begin = self.judge_part(text)
-        found = read_markers(own, (_ABS_STRICT,), float)
-        lenient = False
-        if found is None and not strict:
-            found = read_markers(own, _ABS_LENIENT, float)
-            lenient = True
+        found = read_markers(own, (_ABS_STRICT,), float, strict=strict, lenient=_ABS_LENIENT)
         if found is None:
             mode = "strict" if strict else "lenient"
             return self.failure(text, f"no result '[RESULT] n' with n in 1-5 ({mode})")
         if isinstance(found, str):
             return self.failure(text, found)
-        score, match = found
+        score, match, lenient = found
         if not float(score).is_integer():
             return self.failure(text, f"result {score} is not an integer 1-5")
         if not SCORE_SCALE[0] <= score <= SCORE_SCALE[1]:
@@ -323,17 +319,14 @@ class PrometheusRelativeFormat(PrometheusFormat):
         if not text.strip():
             return self.failure(text, "empty output")
         own, _begin = self.judge_part(text)
-        found = read_markers(own, (_REL_STRICT,), lambda v: _REL_WINNERS[v.upper()])
-        lenient = False
-        if found is None and not strict:
-            found = read_markers(own, _REL_LENIENT, lambda v: _REL_WINNERS[v.split()[-1].upper()])
-            lenient = True
+        found = read_markers(own, (_REL_STRICT,), lambda v: _REL_WINNERS[v.upper()], strict=strict, lenient=_REL_LENIENT,
+                             read_lenient=lambda v: _REL_WINNERS[v.split()[-1].upper()])
         if found is None:
             mode = "strict" if strict else "lenient"
             return self.failure(text, f"no result '[RESULT] A' or '[RESULT] B' ({mode})")
         if isinstance(found, str):
             return self.failure(text, found)
-        winner, match = found
+        winner, match, lenient = found
         if winner == "tie":
             return self.failure(text, "the result is a tie, which Prometheus's relative grading does not give (A or B)")
         return Verdict(winner=winner, critique=_critique(own, match), template=self.name, lenient=lenient)

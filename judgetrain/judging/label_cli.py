@@ -87,7 +87,7 @@ def labelled_sample(sample: JudgeSample, judgment: Judgment, fmt: JudgeFormat, t
 def label(args: argparse.Namespace) -> dict[str, Any]:
     """Run the labelling; returns the summary written to ``OUT/label_summary.json``."""
     from judgetrain import formats
-    from judgetrain.data.io import write_samples
+    from judgetrain.data.io import write_jsonl_atomic, write_samples, write_text_atomic
     from judgetrain.judging.backends.base import Decoding
     from judgetrain.judging.backends.openai_http import OpenAIHTTPBackend
     from judgetrain.judging.cache import ResultCache
@@ -219,19 +219,9 @@ def label(args: argparse.Namespace) -> dict[str, Any]:
                                                   "num_not_sent_cost_cap", "stopped_at_cost_cap")},
     }
     write_samples(labelled, out, manifest_extra=manifest_extra)
-    _write_text_atomic(out / FAILURES_FILE, "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures))
-    _write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_jsonl_atomic(out / FAILURES_FILE, failures)
+    write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file and a rename, so a kill never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from judgetrain.data.io import write_text_atomic
 from judgetrain.train.config import TrainConfig, save_config
 
 logger = logging.getLogger(__name__)
@@ -48,12 +49,6 @@ def git_revision(start: str | os.PathLike | None = None) -> str | None:
     return f"{sha}-dirty" if status else sha
 
 
-def _write_json_atomic(path: Path, content: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_record(checkpoint_dir: str | os.PathLike, config: TrainConfig, *, global_step: int,
                  manifest_hashes: dict[str, str], revision: str | None) -> None:
     """Write the resolved config and then the record (the completeness mark) into ``checkpoint_dir``."""
@@ -61,14 +56,14 @@ def write_record(checkpoint_dir: str | os.PathLike, config: TrainConfig, *, glob
 
     directory = Path(checkpoint_dir)
     save_config(config, directory / CONFIG_FILE)
-    _write_json_atomic(directory / RECORD_FILE, {
+    write_text_atomic(directory / RECORD_FILE, json.dumps({
         "global_step": global_step,
         "manifest_hashes": manifest_hashes,
         "git_revision": revision,
         "judgetrain_version": judgetrain.__version__,
         "model": config.model.path,
         "method": config.method.name,
-    })
+    }, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_record(checkpoint_dir: str | os.PathLike) -> dict[str, Any] | None:

@@ -18,7 +18,6 @@ import dataclasses
 import difflib
 import inspect
 import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from judgetrain.data.io import write_text_atomic
 from judgetrain.models import EMBEDDED_MODEL, DTYPES
 
 ATTENTION_CHOICES = ("sdpa", "flash_attention_2", "eager")
@@ -542,16 +542,7 @@ def config_yaml(config: TrainConfig) -> str:
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(config_yaml(config))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, config_yaml(config))
 
 
 def field_docs(cls: type = TrainConfig, prefix: str = "") -> dict[str, str]:

@@ -468,3 +468,19 @@ def test_the_library_finds_readers_by_name_only():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n == "data_prep" or n.startswith("data_prep.") for n in names), f"{path} imports data_prep"
+
+
+def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
+    from judgetrain.data.io import atomic_path, write_jsonl_atomic, write_text_atomic
+
+    target = tmp_path / "sub" / "out.jsonl"
+    write_jsonl_atomic(target, [{"a": 1}, {"b": "é"}])
+    assert target.read_text(encoding="utf-8") == '{"a": 1}\n{"b": "é"}\n'
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half", encoding="utf-8")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text(encoding="utf-8") == '{"a": 1}\n{"b": "é"}\n'
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.jsonl"]  # no temp file left behind
+    write_text_atomic(target, "new\n")
+    assert target.read_text(encoding="utf-8") == "new\n"
