@@ -11,8 +11,9 @@ fails returns ``Completion(error=...)``: one bad request never sinks a run.
 further calls when a server ignores it; all texts come back in ``Completion.texts`` and the Judge
 combines them (majority winner, median scores), since only the format can read them.
 
-The API key is read from the named environment variable each time a request is built, and it is
-scrubbed from every error message: it never reaches a judgment, a log line, a cache or a summary.
+The API key is read from the named environment variable each time a request is built (without the
+surrounding whitespace a key file or a CRLF .env line leaves), and it is scrubbed from every error
+message: it never reaches a judgment, a log line, a cache or a summary.
 """
 
 from __future__ import annotations
@@ -286,9 +287,14 @@ class OpenAIHTTPBackend(Backend):
             body["top_logprobs"] = MAX_TOP_LOGPROBS
         return body
 
+    def _raw_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        # Surrounding whitespace is never part of a key; a key read from a file or a CRLF .env keeps a
+        # trailing newline / CR, which makes an illegal header value (that httpx quotes in its error).
+        key = (self._raw_key() or "").strip()
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers
@@ -346,10 +352,14 @@ class OpenAIHTTPBackend(Backend):
         return (tokens_in * price_in + tokens_out * price_out) / 1_000_000
 
     def _scrub(self, text: str) -> str:
-        """``text`` with the API key's value (if any) replaced, so no error message can carry it."""
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        if key:
-            text = text.replace(key, REDACTED)
+        """``text`` with the API key's value (if any) replaced, so no error message can carry it: as set,
+        stripped (as sent), and as the escaped bytes an HTTP library quotes for an illegal header value."""
+        key = self._raw_key()
+        if not key:
+            return text
+        forms = {key, key.strip(), repr(key.strip().encode("utf-8"))[2:-1]} - {""}
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, REDACTED)
         return text
 
 
