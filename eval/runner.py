@@ -424,11 +424,18 @@ def judge_factory(judge_spec: str, base_format: str, benchmark: Benchmark, *, ma
     (checkpoint dir, export dir, ``openai:MODEL`` or ``tiny``), one Judge per template the samples need.
 
     Pairwise templates run both orders with disagreement kept as "inconsistent", so each order's own
-    verdict is scored; grade pairs use the benchmark's template on each answer alone."""
+    verdict is scored; grade pairs use the benchmark's template on each answer alone. An export dir's
+    card sets how the two orders are aggregated (``tie_policy.aggregation`` and ``tie_margin``)."""
     from judgetrain import formats
     from judgetrain.judging import Judge, default_decoding, make_backend
 
     formats.get(base_format)  # an unknown template is a user error before any model loads
+    tie_policy: dict[str, Any] = {}
+    if (Path(judge_spec) / "judge_card.json").is_file():
+        from judgetrain.export import read_card
+
+        tie_policy = read_card(judge_spec)["tie_policy"]
+    aggregation = {"aggregation": tie_policy.get("aggregation", "verdicts"), "tie_margin": float(tie_policy.get("tie_margin", 0.0))}
     backend = make_backend(judge_spec, **(backend_options or {}))
     judges: dict[str, Any] = {}
 
@@ -438,7 +445,7 @@ def judge_factory(judge_spec: str, base_format: str, benchmark: Benchmark, *, ma
             fmt = formats.get(name)
             decoding = default_decoding(fmt, max_new_tokens=max_new_tokens)
             judges[name] = Judge(fmt, backend, decoding, both_orders=fmt.protocol == "pairwise",
-                                 disagreement_policy="inconsistent")
+                                 disagreement_policy="inconsistent", **aggregation)
         return judges[name]
 
     return judge_for, backend

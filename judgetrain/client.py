@@ -6,7 +6,9 @@
     judge.rerank("Name a prime.", ["9", "7", "4"]).best_index         # 1
 
 A card fixes what a judge must be asked with: the template (so the prompt is the one it was trained
-on), the parser mode, both-orders judging with its disagreement policy, and the default decoding.
+on), the parser mode, both-orders judging with its disagreement policy, how the two orders are
+aggregated (their verdicts, or their mean verdict probabilities with the card's tie margin), and the
+default decoding.
 A server (``judgetrain serve`` or ``vllm serve`` of an export dir) applies the export's own chat
 template to the messages, so the prompt the model reads is the same in both places. ``vllm serve``
 has no card route: give the card with ``card=`` (the export dir or its judge_card.json).
@@ -92,6 +94,9 @@ def judge_from_card(judge_cls, path_or_url: str | Path, *, card: str | Path | di
         decoding=Decoding(**card_content["decoding"]),
         both_orders=bool(tie_policy["both_orders"]),
         disagreement_policy=tie_policy.get("disagreement", "tie"),
+        # Cards written before these fields judge as they did then: verdicts, no margin.
+        aggregation=tie_policy.get("aggregation", "verdicts"),
+        tie_margin=float(tie_policy.get("tie_margin", 0.0)),
         strict=card_content["parser"]["mode"] == "strict",
         progress=progress,
     )

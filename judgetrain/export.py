@@ -1,6 +1,7 @@
 """``judgetrain export``: a training checkpoint → a judge dir that plain transformers and ``vllm serve`` load.
 
     judgetrain export --checkpoint RUN/final --out judges/my-judge [--no-merge-lora] [--dtype bf16|fp16|fp32]
+                      [--aggregation verdicts|probabilities] [--tie-margin M]
 
 The export dir holds:
 
@@ -10,7 +11,8 @@ The export dir holds:
 - the tokenizer files and its chat template (``chat_template.jinja``): the prompt a server builds from
   the judge's messages is the prompt it was trained on;
 - ``judge_card.json``: how to talk to the judge — format family, template name and version, protocol,
-  parser modes, score scale, tie policy, default decoding, the manifest hash of every training set and
+  parser modes, score scale, tie policy (both orders, disagreement policy, aggregation and tie margin),
+  default decoding, the manifest hash of every training set and
   the evaluation results found in the run dir (see :func:`build_card`);
 - ``README.md``: a model card.
 
@@ -23,10 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 CARD_FILE = "judge_card.json"
 CARD_VERSION = 1
@@ -47,11 +52,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the judge template the model was trained with; default: the one in the run's config / data manifests")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="the card's default generation budget (default: the format's)")
     parser.add_argument("--name", default=None, help="the judge's name in the card and README (default: the --out dir's name)")
+    parser.add_argument("--aggregation", choices=("verdicts", "probabilities"), default="verdicts",
+                        help="how the card's judge combines the two answer orders of a pair: their verdicts (default), or the mean of "
+                             "their verdict probabilities, which is position-free (needs a verdict-first format with winner options)")
+    parser.add_argument("--tie-margin", type=float, default=0.0,
+                        help="with --aggregation probabilities: a pair is a tie when |P(A) - P(B)| <= this (default 0; "
+                             "choose it on a dev split with judgetrain.judging.judge.choose_tie_margin)")
 
 
 def run(args: argparse.Namespace) -> int:
     out = export(args.checkpoint, args.out, merge_lora=args.merge_lora, dtype=args.dtype, format_name=args.format_name,
-                 max_new_tokens=args.max_new_tokens, name=args.name)
+                 max_new_tokens=args.max_new_tokens, name=args.name, aggregation=args.aggregation, tie_margin=args.tie_margin)
     card = read_card(out)
     print(f"exported {args.checkpoint} -> {out} (template {card['format']['template']}, dtype {card['model']['dtype']}, "
           f"merged LoRA: {card['model']['lora_merged']})")
@@ -116,9 +127,15 @@ def find_eval_results(run_dir: Path) -> list[dict[str, Any]]:
 
 def build_card(*, name: str, fmt, decoding, record: dict[str, Any], base_model: str, method: str, lora_merged: bool,
                dtype: str, evaluation: list[dict[str, Any]], both_orders: bool = True, disagreement_policy: str = "tie",
-               strict: bool = False) -> dict[str, Any]:
-    """The ``judge_card.json`` content of a judge trained on ``fmt``."""
+               strict: bool = False, aggregation: str = "verdicts", tie_margin: float = 0.0) -> dict[str, Any]:
+    """The ``judge_card.json`` content of a judge trained on ``fmt``.
+
+    ``aggregation`` / ``tie_margin`` go into ``tie_policy``: how a judge built from the card combines
+    the two orders of a pair (:class:`judgetrain.judging.Judge`'s arguments of the same names)."""
     import judgetrain
+    from judgetrain.judging.judge import check_aggregation
+
+    check_aggregation(aggregation, tie_margin)
 
     return {
         "judge_card_version": CARD_VERSION,
@@ -137,8 +154,10 @@ def build_card(*, name: str, fmt, decoding, record: dict[str, Any], base_model: 
         # The parser the judge's verdicts are read with: strict only, or strict then lenient.
         "parser": {"mode": "strict" if strict else "lenient", "modes": ["strict", "lenient"]},
         "score_scale": list(fmt.score_scale) if fmt.score_scale is not None else None,
-        # How a pair is judged: both answer orders, and what a disagreement between them becomes.
-        "tie_policy": {"both_orders": both_orders, "disagreement": disagreement_policy},
+        # How a pair is judged: both answer orders, what a disagreement between them becomes, and how the
+        # orders are combined (verdicts, or mean verdict probabilities with a tie margin).
+        "tie_policy": {"both_orders": both_orders, "disagreement": disagreement_policy, "aggregation": aggregation,
+                       "tie_margin": float(tie_margin)},
         "decoding": decoding.to_dict(),
         "model": {"base": base_model, "method": method, "lora_merged": lora_merged, "dtype": dtype,
                   "global_step": record.get("global_step")},
@@ -173,6 +192,14 @@ def check_card(card: Any, where: str) -> dict[str, Any]:
     for section, field in (("format", "template"), ("decoding", "max_new_tokens"), ("tie_policy", "both_orders"), ("parser", "mode")):
         if not isinstance(card.get(section), dict) or field not in card[section]:
             raise ValueError(f"{where}: field {section}.{field} is missing; re-export the judge with `judgetrain export`")
+    from judgetrain.judging.judge import AGGREGATIONS
+
+    tie_policy = card["tie_policy"]
+    if tie_policy.get("aggregation", "verdicts") not in AGGREGATIONS:
+        raise ValueError(f"{where}: field tie_policy.aggregation is {tie_policy['aggregation']!r}, not one of {AGGREGATIONS}")
+    margin = tie_policy.get("tie_margin", 0.0)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0 or margin == float("inf"):
+        raise ValueError(f"{where}: field tie_policy.tie_margin is {margin!r}; it must be a finite number >= 0")
     return card
 
 
@@ -194,6 +221,9 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         f"- Template: `{fmt['template']}` (family `{fmt['family']}`, version {fmt['version']}), protocol {', '.join(fmt['protocols'])}.",
         f"- Parser: {card['parser']['mode']}; score scale: {card['score_scale'] or 'none (winner only)'}.",
         f"- Pairs are judged in both orders: {card['tie_policy']['both_orders']}; a disagreement becomes: {card['tie_policy']['disagreement']}.",
+        *([f"- The two orders are combined by their mean verdict probabilities (position-free): a tie when "
+           f"|P(A) - P(B)| <= {card['tie_policy'].get('tie_margin', 0.0):g}."]
+          if card['tie_policy'].get("aggregation") == "probabilities" else []),
         f"- Default decoding: `{json.dumps(card['decoding'])}`.",
         "",
         "## Use",
@@ -250,7 +280,7 @@ def _readable_by_all(directory: Path) -> None:
 
 def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, dtype: str = "bf16",
            format_name: str | None = None, max_new_tokens: int | None = None, name: str | None = None,
-           decoding=None) -> Path:
+           decoding=None, aggregation: str = "verdicts", tie_margin: float = 0.0) -> Path:
     """Export ``checkpoint`` (a dir written by :func:`judgetrain.train.trainer.train`) to ``out``.
 
     Args:
@@ -262,6 +292,8 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
         format_name: the judge template; None reads it from the run.
         max_new_tokens / decoding: the card's default decoding (default: the format's greedy default).
         name: the judge's name (default: the out dir's name).
+        aggregation / tie_margin: how the card's judge combines the two orders of a pair (``"verdicts"``,
+            or ``"probabilities"`` with a tie margin; see :class:`judgetrain.judging.Judge`).
     Returns:
         The export dir.
     """
@@ -282,8 +314,14 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
                          "use RUN/final or a complete RUN/checkpoint-N")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CARD_FILE).is_file())):
         raise ValueError(f"--out {out} exists and is not an earlier export (no {CARD_FILE}); choose a new or empty dir")
+    from judgetrain.judging.judge import check_aggregation, verdict_options
+
+    check_aggregation(aggregation, tie_margin)
     config = _run_config(checkpoint)
     fmt = formats.get(format_name or training_format_name(config, checkpoint))
+    if aggregation == "probabilities" and not set(verdict_options(fmt) or ()) & {"A", "B"}:
+        logger.warning("--aggregation probabilities: template %s has no winner verdict options, so every pair will fall back "
+                       "to the verdicts rule", fmt.name)
     if decoding is None:
         decoding = default_decoding(fmt, max_new_tokens=max_new_tokens)
     target_dtype = torch_dtype(dtype)
@@ -317,7 +355,7 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
             model.generation_config.save_pretrained(staging)
         card = build_card(name=name or out.name, fmt=fmt, decoding=decoding, record=record, base_model=base_model,
                           method=config.method.name, lora_merged=lora_merged, dtype=str(target_dtype).removeprefix("torch."),
-                          evaluation=find_eval_results(checkpoint.parent))
+                          evaluation=find_eval_results(checkpoint.parent), aggregation=aggregation, tie_margin=tie_margin)
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
         _readable_by_all(staging)

@@ -20,6 +20,11 @@ Two augmentations:
 
 Both run at build time (:func:`materialise`, JudgeLM's 0.5 / 0.5 on the stored shards) or online at
 load time (:func:`apply` with the current epoch, used by ``tokenize.OnlineJudgeDataset``).
+
+Pair-symmetric data (:func:`both_orders`) is not a random draw: every pairwise sample is followed by its
+swapped twin, so each pair is seen in both answer orders equally often and a judge that prefers a
+position cannot lower its loss by it. Both twins carry ``meta["pair_id"]`` (the original id), which
+keeps them on one side of the held-out split and lets packing and batching keep them together.
 """
 
 from __future__ import annotations
@@ -188,9 +193,45 @@ def materialise(
     ]
 
 
+PAIR_ID_KEY = "pair_id"
+"""``meta`` key holding the id of the pair a sample is one order of (set by :func:`both_orders`)."""
+
+SWAPPED_TWIN_SUFFIX = "~swapped"
+"""Appended to a sample's id to name its swapped twin in :func:`both_orders`."""
+
+
+def both_orders(samples: Iterable[JudgeSample]) -> list[JudgeSample]:
+    """Every pairwise sample followed by its swapped twin (:func:`swap`); single-answer samples once.
+
+    The twin's id is ``f"{id}~swapped"``; both carry ``meta["pair_id"] = id``. Whatever the original
+    holds (reference kept or dropped, ``meta["split_group"]``) the twin holds too, so the two orders
+    differ only in the answer order. The inputs are untouched. A sample that already carries
+    ``meta["pair_id"]`` is one order of a pair built before: doubling it again would train on four
+    copies, so it is a ValueError.
+    """
+    out: list[JudgeSample] = []
+    for sample in samples:
+        if sample.protocol != "pairwise":
+            out.append(sample)
+            continue
+        if PAIR_ID_KEY in sample.meta:
+            raise ValueError(
+                f"sample {sample.id!r} already has meta['pair_id']={sample.meta[PAIR_ID_KEY]!r}: it is one order of a pair "
+                "built by both_orders (e.g. `judgetrain prep --pair-symmetric`); it already has its twin"
+            )
+        original = _detached(sample, meta={**copy.deepcopy(sample.meta), PAIR_ID_KEY: sample.id})
+        out.append(original)
+        # swap() returns a detached sample already; only its id changes.
+        out.append(swap(original).replace(id=f"{sample.id}{SWAPPED_TWIN_SUFFIX}"))
+    return out
+
+
 __all__ = [
+    "PAIR_ID_KEY",
     "REFERENCE_TEMPLATES",
+    "SWAPPED_TWIN_SUFFIX",
     "apply",
+    "both_orders",
     "choose_reference",
     "drop_reference",
     "format_for",

@@ -1,7 +1,7 @@
 """``judgetrain prep``: read a judge dataset into canonical samples, augment and tokenize it.
 
     judgetrain prep --source NAME --input PATH_OR_HUB_ID [--split S] --out DIR [--format NAME]
-                    [--swap-aug P] [--p-include-reference P] [--seed N] [--on-bad-row error|skip]
+                    [--swap-aug P | --pair-symmetric] [--p-include-reference P] [--seed N] [--on-bad-row error|skip]
                     [--tokenizer PATH --max-seq-len N] [--num-proc N]
     judgetrain prep stats DIR
 
@@ -17,6 +17,7 @@ import argparse
 import difflib
 import importlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -40,6 +41,8 @@ from judgetrain.data.io import (
 )
 from judgetrain.types import JudgeSample
 
+logger = logging.getLogger(__name__)
+
 SOURCES_MODULE = "data_prep"
 MAX_SKIPPED_IDS_IN_MANIFEST = 20
 
@@ -53,6 +56,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="the prepared dir to write (replaced if it exists)")
     parser.add_argument("--format", dest="format_name", help="the judge template the data will be rendered with (checked now; needed with --tokenizer unless every sample names one)")
     parser.add_argument("--swap-aug", type=float, default=0.0, help="probability of swapping the two answers of each pairwise sample, materialised at build time (JudgeLM: 0.5)")
+    parser.add_argument("--pair-symmetric", action="store_true",
+                        help="write every pairwise sample in both answer orders (each followed by its swapped twin, id ID~swapped, "
+                             "both with meta pair_id=ID), so a position prior cannot lower the training loss; excludes --swap-aug")
     parser.add_argument("--p-include-reference", type=float, default=None, help="probability that a sample with a reference keeps it (else it is dropped and the matching judgment is the target); default: keep every reference")
     parser.add_argument("--seed", type=int, default=0, help="seed of the build-time augmentation")
     parser.add_argument("--on-bad-row", choices=ON_BAD_ROW_CHOICES, default="error", help="stop at the first bad row (default), or skip bad rows and count them in the manifest")
@@ -145,6 +151,12 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, flag) is None:
             raise ValueError(f"--{flag} is required (or use `judgetrain prep stats DIR`)")
     _check_probability(args.swap_aug, "--swap-aug")
+    pair_symmetric = bool(getattr(args, "pair_symmetric", False))
+    if pair_symmetric and args.swap_aug > 0:
+        raise ValueError(
+            f"--pair-symmetric already writes every pair in both orders, so --swap-aug {args.swap_aug} would swap some of "
+            "them again and break the symmetry; drop --swap-aug (or --pair-symmetric)"
+        )
     _check_probability(args.p_include_reference, "--p-include-reference")
     if args.max_seq_len < 1 or args.num_proc < 1:
         raise ValueError("--max-seq-len and --num-proc must be at least 1")
@@ -160,7 +172,8 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"no samples were read from {args.input} ({report.rows_read} rows read, {report.rows_skipped} skipped: {report.skipped or 'none'})")
     fmt = _resolve_format(samples, args.format_name, need_one=args.tokenizer is not None)
 
-    augmentation: dict[str, Any] = {"swap_probability": args.swap_aug, "p_include_reference": args.p_include_reference}
+    augmentation: dict[str, Any] = {"swap_probability": args.swap_aug, "p_include_reference": args.p_include_reference,
+                                    "pair_symmetric": pair_symmetric}
     if args.swap_aug > 0 or args.p_include_reference is not None:
         from judgetrain.data.augment import materialise
 
@@ -170,6 +183,14 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
             p_include_reference=1.0 if args.p_include_reference is None else args.p_include_reference,
             seed=args.seed,
         )
+    if pair_symmetric:
+        from judgetrain.data.augment import both_orders
+
+        # After the reference draw, so both twins of a pair show the reference or both do not.
+        samples = both_orders(samples)
+        augmentation["num_pairs"] = sum(1 for s in samples if s.meta.get("pair_id") == s.id)
+        if not augmentation["num_pairs"]:
+            logger.warning("--pair-symmetric has no effect: none of the %d samples is pairwise", len(samples))
     augmentation["num_swapped"] = sum(s.swapped for s in samples)
     augmentation["num_reference_dropped"] = sum(s.reference_dropped for s in samples)
 

@@ -66,7 +66,7 @@ def _best_fit_decreasing(lengths: list[int], max_seq_len: int) -> list[list[int]
     return bins
 
 
-def pack(dataset: "datasets.Dataset", *, max_seq_len: int) -> "datasets.Dataset":  # noqa: F821
+def pack(dataset: "datasets.Dataset", *, max_seq_len: int, pair_column: str | None = None) -> "datasets.Dataset":  # noqa: F821
     """Pack the rows of a tokenized dataset (``input_ids``, ``labels``; ``id`` kept when present) into
     rows of at most ``max_seq_len`` tokens with ``input_ids``, ``labels``, ``position_ids`` (restarting
     at 0 at each sample), ``length`` (tokens) and ``sample_ids`` (the packed samples, in row order).
@@ -75,6 +75,12 @@ def pack(dataset: "datasets.Dataset", *, max_seq_len: int) -> "datasets.Dataset"
     each sample is set to -100 (see the module docstring). A row longer than ``max_seq_len`` is an error:
     tokenize with the same ``max_seq_len`` first. Tokens move as Arrow / numpy arrays, never as Python
     lists, so packing 100K samples costs seconds and a few bytes per token.
+
+    ``pair_column``: rows that share a value of this column (the two answer orders of one pair, see
+    :func:`judgetrain.data.augment.both_orders`) are packed as one unit, adjacent in one packed row, so
+    they always land in the same optimizer step. A pair may hold up to ``2 × max_seq_len`` tokens, so
+    the row capacity grows to the longest pair when that is longer than ``max_seq_len``: every packed
+    row then holds at most ``max(max_seq_len, longest pair)`` tokens (at most twice ``max_seq_len``).
     """
     import datasets
     import numpy as np
@@ -103,7 +109,19 @@ def pack(dataset: "datasets.Dataset", *, max_seq_len: int) -> "datasets.Dataset"
             "max_seq_len before packing"
         )
 
-    bins = _best_fit_decreasing(lengths.tolist(), max_seq_len)
+    if pair_column is None:
+        bins = _best_fit_decreasing(lengths.tolist(), max_seq_len)
+    else:
+        if pair_column not in table.column_names:
+            raise ValueError(f"pack: no {pair_column!r} column to keep pairs together; got columns {dataset.column_names}")
+        units: dict[Any, list[int]] = {}
+        for index, key in enumerate(table.column(pair_column).to_pylist()):
+            units.setdefault(key, []).append(index)
+        members_of_unit = list(units.values())
+        unit_lengths = [int(lengths[members].sum()) for members in members_of_unit]
+        # The bins are filled with whole units; members keep their dataset order inside a row.
+        unit_bins = _best_fit_decreasing(unit_lengths, max(max_seq_len, max(unit_lengths)))
+        bins = [[i for unit in unit_bin for i in members_of_unit[unit]] for unit_bin in unit_bins]
     order = np.fromiter((i for members in bins for i in members), dtype=np.int64, count=len(lengths))
     ordered_lengths = lengths[order]
     sample_starts = np.cumsum(ordered_lengths) - ordered_lengths

@@ -19,8 +19,24 @@ failure is never turned into a tie. The per-sample Judgment keeps both per-order
 ``judgment.meta["both_orders"]``
     ``{"policy": "tie" | "inconsistent", "outcome": "A" | "B" | "tie" | "inconsistent" |
     "parse_failure" | "error", "consistent": bool | None, "original": winner | None,
-    "swapped": winner | None}`` — ``original`` / ``swapped`` are each order's winner in the sample's
-    own order (None when that order has no verdict); ``consistent`` is None unless both have one.
+    "swapped": winner | None, "aggregation": "verdicts" | "probabilities"}`` — ``original`` /
+    ``swapped`` are each order's winner in the sample's own order (None when that order has no
+    verdict); ``consistent`` is None unless both have one.
+
+Aggregation. ``aggregation="verdicts"`` (the default) is the rule above. ``aggregation="probabilities"``
+decides a pair from the verdict probabilities instead: P(A wins) is the mean over the two orders of
+each order's option probability (the swapped order's already mapped back), likewise P(B), and the
+winner is A when P(A) − P(B) > ``tie_margin``, B when it is < −``tie_margin``, else a tie. The
+aggregated verdict is position-free by construction: swapping the sample's answers swaps the two
+orders' roles, and the mean and the difference are exactly antisymmetric in floating point, so the
+verdict of ``swap(sample)`` is the flipped verdict of ``sample``, bit for bit (with a deterministic
+backend), and the disagreement policy never applies. The per-order verdicts stay in
+``meta["orders"]`` and ``consistent`` still compares those raw per-order verdicts, so consistency
+measures the model's own position bias, not the aggregate's. The record then also holds
+``"p_a_minus_p_b"`` and ``"tie_margin"``; when an order has no winner probabilities (a format whose
+verdict does not come first, a backend without log-probabilities) the pair falls back to the verdicts
+rule and ``"aggregated_by": "verdicts"`` with a ``"fallback"`` reason says so (``"aggregated_by":
+"probabilities"`` otherwise). Errors and parse failures win over both rules, as above.
 
 :func:`per_order` and :class:`BothOrdersResult` read these back. Single-answer samples are judged
 once even with ``both_orders=True``.
@@ -46,6 +62,12 @@ from judgetrain.types import WINNERS, JudgeSample, Judgment, ParseFailure, Verdi
 
 DISAGREEMENT_POLICIES = ("tie", "inconsistent")
 """What a both-orders disagreement becomes: a tie, or the outcome "inconsistent" kept on its own."""
+
+AGGREGATIONS = ("verdicts", "probabilities")
+"""How the two orders of a pair are combined: their verdicts, or their mean verdict probabilities."""
+
+DEFAULT_TIE_MARGINS = tuple(round(0.05 * i, 2) for i in range(0, 20))
+"""The tie margins :func:`choose_tie_margin` tries by default: 0, 0.05, …, 0.95."""
 
 VERDICT_LINE_MAX_NEW_TOKENS = 32
 """Default generation budget when only the verdict line of a verdict-first format is generated."""
@@ -194,21 +216,28 @@ class Judge:
         verdict_probabilities: ask the backend for the verdict-token log-probabilities where the
             format's verdict comes first.
         progress: show a progress bar (tqdm) while the backend works.
+        aggregation: ``"verdicts"`` (default) or ``"probabilities"``: how a both-orders pair is
+            decided (see the module doc); ``"probabilities"`` is position-free by construction.
+        tie_margin: with ``aggregation="probabilities"``, the pair is a tie when |P(A) − P(B)| is at
+            most this (:func:`choose_tie_margin` picks it on a dev split).
     """
 
     def __init__(self, format: JudgeFormat | str, backend: Backend, decoding: Decoding | None = None, *,
                  both_orders: bool = False, disagreement_policy: str = "tie", cache: Any = None,
                  strict: bool = False, stop_at_verdict: bool = True, verdict_probabilities: bool = True,
-                 progress: bool = False):
+                 progress: bool = False, aggregation: str = "verdicts", tie_margin: float = 0.0):
         if isinstance(format, str):
             from judgetrain import formats
 
             format = formats.get(format)
         if disagreement_policy not in DISAGREEMENT_POLICIES:
             raise ValueError(f"disagreement_policy must be one of {DISAGREEMENT_POLICIES}, got {disagreement_policy!r}")
+        check_aggregation(aggregation, tie_margin)
         self.format = format
         self.both_orders = both_orders
         self.disagreement_policy = disagreement_policy
+        self.aggregation = aggregation
+        self.tie_margin = float(tie_margin)
         self.strict = strict
         self.progress = progress
         self.verdict_options = verdict_options(format) if verdict_probabilities else None
@@ -385,6 +414,11 @@ class Judge:
             tokens_out=_sum_or_none([original.tokens_out, swapped.tokens_out]),
         )
         fields: dict[str, Any]
+        probabilities = self._mean_winner_probabilities(original, swapped)
+        aggregation: dict[str, Any] = {}
+        if self.aggregation == "probabilities" and probabilities is None:
+            aggregation = {"aggregated_by": "verdicts",
+                           "fallback": "an order has no winner probabilities (A / B / tie), so the verdicts rule decided"}
         errors = [f"{name} order: {j.error}" for name, j in (("original", original), ("swapped", swapped)) if j.error is not None]
         failures = [(name, j) for name, j in (("original", original), ("swapped", swapped)) if j.parse_failure is not None]
         if errors:
@@ -395,6 +429,14 @@ class Judge:
             outcome = "parse_failure"
             fields = {"parse_failure": ParseFailure(raw_text=failed.raw_text, reason=f"{name} order: {failed.parse_failure.reason}",
                                                     template=failed.parse_failure.template)}
+        elif self.aggregation == "probabilities" and probabilities is not None:
+            assert original.verdict is not None and swapped.verdict is not None
+            winner, difference = winner_from_probabilities(probabilities, self.tie_margin)
+            outcome = winner
+            fields = {"verdict": Verdict(winner=winner, scores=self._mean_scores(original.verdict, swapped.verdict),
+                                         critique=original.verdict.critique, template=self.format.name,
+                                         lenient=original.verdict.lenient or swapped.verdict.lenient)}
+            aggregation = {"aggregated_by": "probabilities", "p_a_minus_p_b": difference, "tie_margin": self.tie_margin}
         elif consistent is False and policy == "inconsistent":
             outcome, fields = "inconsistent", {}
         else:
@@ -405,8 +447,7 @@ class Judge:
                                          critique=original.verdict.critique, template=self.format.name,
                                          lenient=original.verdict.lenient or swapped.verdict.lenient)}
         meta["both_orders"] = {"policy": policy, "outcome": outcome, "consistent": consistent,
-                               "original": first, "swapped": second}
-        probabilities = self._mean_winner_probabilities(original, swapped)
+                               "original": first, "swapped": second, "aggregation": self.aggregation, **aggregation}
         return Judgment(verdict_probabilities=probabilities, meta=meta, **fields, **common)
 
     @staticmethod
@@ -422,6 +463,60 @@ class Judge:
         if not p or not q or not set(p) <= set(WINNERS) or set(p) != set(q):
             return None
         return {k: (p[k] + q[k]) / 2 for k in p}
+
+
+def check_aggregation(aggregation: str, tie_margin: float) -> None:
+    """ValueError unless ``aggregation`` is one of :data:`AGGREGATIONS` and ``tie_margin`` a finite
+    number >= 0; a warning when the margin has no effect (``aggregation="verdicts"``)."""
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    if isinstance(tie_margin, bool) or not isinstance(tie_margin, (int, float)) or not math.isfinite(tie_margin) or tie_margin < 0:
+        raise ValueError(f"tie_margin must be a finite number >= 0 (a difference of probabilities), got {tie_margin!r}")
+    if aggregation == "verdicts" and tie_margin:
+        import warnings
+
+        warnings.warn(f"tie_margin={tie_margin} has no effect with aggregation='verdicts'; use aggregation='probabilities'",
+                      stacklevel=3)
+
+
+def winner_from_probabilities(probabilities: Mapping[str, float], tie_margin: float) -> tuple[str, float]:
+    """(winner, P(A) − P(B)): A when the difference is > ``tie_margin``, B when < −``tie_margin``,
+    else a tie. An option missing from ``probabilities`` counts as probability 0."""
+    difference = probabilities.get("A", 0.0) - probabilities.get("B", 0.0)
+    if difference > tie_margin:
+        return "A", difference
+    if difference < -tie_margin:
+        return "B", difference
+    return "tie", difference
+
+
+def choose_tie_margin(differences: Sequence[float], gold: Sequence[str | None],
+                      margins: Sequence[float] = DEFAULT_TIE_MARGINS) -> tuple[float, float]:
+    """(margin, accuracy): the tie margin from ``margins`` (0 is always tried) whose verdicts
+    (:func:`winner_from_probabilities` on each item's P(A) − P(B) in ``differences``) agree most often
+    with the ``gold`` winners ("A" / "B" / "tie"); equal accuracies go to the smaller margin.
+
+    Pick it on a dev split, then judge with ``Judge(..., aggregation="probabilities", tie_margin=m)``
+    or export it into the card (``judgetrain export --aggregation probabilities --tie-margin m``).
+    Items with no gold winner (None) are left out of the accuracy."""
+    if len(differences) != len(gold):
+        raise ValueError(f"{len(differences)} differences but {len(gold)} gold labels; give one of each per item")
+    scored = [(d, g) for d, g in zip(differences, gold) if g is not None]
+    if not scored:
+        raise ValueError("no item has a gold winner to choose the tie margin on")
+    unknown = sorted({g for _, g in scored} - set(WINNERS))
+    if unknown:
+        raise ValueError(f"gold winners must be one of {WINNERS}, got {unknown}")
+    candidates = sorted({0.0, *(float(m) for m in margins)})
+    for margin in candidates:
+        check_aggregation("probabilities", margin)
+    best_margin, best_accuracy = 0.0, -1.0
+    for margin in candidates:
+        accuracy = sum(winner_from_probabilities({"A": d, "B": 0.0}, margin)[0] == g for d, g in scored) / len(scored)
+        # Strictly better only: candidates ascend, so a tie in accuracy keeps the smaller margin.
+        if accuracy > best_accuracy:
+            best_margin, best_accuracy = margin, accuracy
+    return best_margin, best_accuracy
 
 
 def summarize(judgments: Sequence[Judgment]) -> dict[str, Any]:

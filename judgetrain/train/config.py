@@ -81,9 +81,17 @@ class DataConfig:
     p_include_reference: float = 1.0
     """Online augmentation: the probability that a sample with a reference answer keeps it, drawn
     afresh each epoch (JudgeLM: 0.5); 1.0 always keeps it."""
+    pair_symmetric: bool = False
+    """Train on every pairwise sample in both answer orders (each followed by its swapped twin, built at
+    load time unless the prepared dir already holds both: ``judgetrain prep --pair-symmetric``), as
+    static rows, so a preference for a position cannot lower the loss. The two orders of a pair share
+    an optimizer step: one packed row with ``packing`` (its capacity grows to the longest pair), else
+    consecutive rows, which needs optim.per_device_batch_size × optim.gradient_accumulation_steps even.
+    Excludes online augmentation (``swap_probability`` > 0, ``p_include_reference`` < 1)."""
     held_out_fraction: float = 0.0
-    """Fraction of the samples (seeded, by id) kept out of training for the held-out loss and the
-    judge-agreement evaluation."""
+    """Fraction of the samples kept out of training for the held-out loss and the judge-agreement
+    evaluation, seeded by ``meta["split_group"]`` (a reader's group), else ``meta["pair_id"]`` (both
+    orders of a pair), else the sample id, so a group or pair is never split across the two sides."""
     num_proc: int = 1
     """Processes used to tokenize the samples when the prepared dirs hold no matching tokenized/ copy."""
 
@@ -492,6 +500,23 @@ def validate(config: TrainConfig) -> None:
     _range("data.p_include_reference", config.data.p_include_reference, 0.0, 1.0)
     _range("data.held_out_fraction", config.data.held_out_fraction, 0.0, 0.5)
     _range("data.num_proc", config.data.num_proc, 1)
+    if config.data.pair_symmetric:
+        if config.data.swap_probability > 0 or config.data.p_include_reference < 1:
+            raise ValueError(
+                "data.pair_symmetric trains on both orders of every pair as fixed rows; online augmentation "
+                f"(data.swap_probability={config.data.swap_probability}, data.p_include_reference="
+                f"{config.data.p_include_reference}) would re-draw them each epoch: set data.swap_probability=0 and "
+                "data.p_include_reference=1 (drop references at prep time with --p-include-reference)"
+            )
+        rows_per_step = config.optim.per_device_batch_size * (config.optim.gradient_accumulation_steps or 1)
+        derived = config.optim.gradient_accumulation_steps is None and config.optim.global_batch_size is not None
+        # With a derived accumulation the product is known only at launch; the sampler checks it then.
+        if not config.data.packing and not derived and rows_per_step % 2:
+            raise ValueError(
+                f"data.pair_symmetric puts the two orders of a pair in one optimizer step, so optim.per_device_batch_size × "
+                f"optim.gradient_accumulation_steps must be even, got {config.optim.per_device_batch_size} × "
+                f"{config.optim.gradient_accumulation_steps or 1} = {rows_per_step}; make one of them even (or set data.packing=true)"
+            )
     _range("method.lora.r", config.method.lora.r, 1)
     _range("method.lora.dropout", config.method.lora.dropout, 0.0, 1.0)
     if config.method.name == "lora" and not config.method.lora.target_modules:

@@ -15,8 +15,20 @@ Which form the rows take:
   the augmentation at prep time (``judgetrain prep --swap-aug 0.5 --p-include-reference 0.5``) to pack.
 
 Mixing weights multiply each dir's samples per epoch (1.0 each once, 0.5 a seeded half, 2.0 twice).
-The held-out split is decided per sample id (a seeded hash), so it does not depend on the order of
-the files and a sample is never both trained on and evaluated.
+The held-out split is decided per split key (a seeded hash of :func:`split_key`: the sample's
+``meta["split_group"]``, else its ``meta["pair_id"]``, else its id), so it does not depend on the order
+of the files, a sample is never both trained on and evaluated, and the two orders of a pair (or every
+row of one instruction, when a reader records its group) land on the same side.
+
+Pair-symmetric data (``data.pair_symmetric``): every pairwise training sample is used in both answer
+orders (:func:`judgetrain.data.augment.both_orders`; a prepared dir made with ``judgetrain prep
+--pair-symmetric`` already holds both), as static rows, so a position prior cannot lower the loss.
+Mixing weights count pairs, and a pair that loses one order (too long for ``max_seq_len``) is dropped
+whole. The two orders of a pair always share an optimizer step: packed, they share a packed row
+(:func:`judgetrain.data.packing.pack` with ``pair_column``); unpacked, the rows are laid out in
+couples (rows 2k and 2k+1: the two orders of a pair, or two single-answer samples) and
+:class:`EpochSeededPairGroupedSampler` keeps each couple adjacent at an even position, with
+per_device_batch_size × gradient_accumulation_steps even (checked by the config).
 """
 
 from __future__ import annotations
@@ -29,12 +41,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from judgetrain.data.augment import PAIR_ID_KEY, SWAPPED_TWIN_SUFFIX, both_orders, swap
 from judgetrain.train.config import DataConfig
 from judgetrain.types import JudgeSample
 
 logger = logging.getLogger(__name__)
 
 MODEL_COLUMNS = ("input_ids", "labels")
+SPLIT_GROUP_KEY = "split_group"
+"""``meta`` key a reader may set so that every row of one group (e.g. AlpacaEval's instruction id)
+lands on the same side of the held-out split."""
+PAIR_UNIT_COLUMN = "pair_unit"
+"""Column of the pair-symmetric token rows: the same integer for the rows of one pair (used once)."""
 
 
 @dataclass
@@ -49,6 +67,9 @@ class TrainData:
     """Held-out token rows for the evaluation loss, in the same layout as the training rows; or None."""
     packed: bool = False
     online: bool = False
+    pair_symmetric: bool = False
+    """Both orders of every pair are in the rows: in one packed row (packed), or as the couple of rows
+    2k, 2k+1 (unpacked; :class:`EpochSeededPairGroupedSampler` keeps couples together)."""
     format_name: str | None = None
     held_out_samples: list[JudgeSample] = field(default_factory=list)
     manifest_hashes: dict[str, str] = field(default_factory=dict)
@@ -86,12 +107,95 @@ class EpochSeededLengthGroupedSampler:
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
-def is_held_out(sample_id: str, fraction: float, seed: int) -> bool:
-    """Whether ``sample_id`` belongs to the held-out split (a seeded hash of the id, uniform in [0, 1))."""
+class EpochSeededPairGroupedSampler(EpochSeededLengthGroupedSampler):
+    """:class:`EpochSeededLengthGroupedSampler` over couples of rows: rows 2k and 2k+1 (the two answer
+    orders of one pair) are one unit, shuffled and length-grouped by the longer of the two, and always
+    yielded one after the other starting at an even position.
+
+    An optimizer step takes per_device_batch_size × gradient_accumulation_steps × world size
+    consecutive indices of this order (accelerate deals consecutive batches to the processes), so
+    when per_device_batch_size × gradient_accumulation_steps is even every step holds whole couples.
+    ``batch_size`` is that per-process step size in rows (as for transformers' LengthGroupedSampler).
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        if batch_size % 2:
+            raise ValueError(
+                f"pair-symmetric batches need an even number of rows per optimizer step and process, got {batch_size} "
+                "(per_device_batch_size × gradient_accumulation_steps); make one of them even"
+            )
+        super().__init__(lengths, batch_size, seed)
+
+    def __iter__(self):
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        num_rows = len(self.lengths)
+        couple_lengths = [max(self.lengths[i:i + 2]) for i in range(0, num_rows, 2)]
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        couples = get_length_grouped_indices(couple_lengths, self.batch_size // 2, generator=generator)
+        if num_rows % 2:
+            # The odd last row (a single-answer sample left without a partner) goes last, so no couple
+            # after it is shifted to an odd position.
+            couples = [c for c in couples if 2 * c + 1 < num_rows] + [num_rows // 2]
+        return iter([row for c in couples for row in range(2 * c, min(2 * c + 2, num_rows))])
+
+
+def split_key(sample: JudgeSample) -> str:
+    """What the held-out split of ``sample`` is decided on: ``meta["split_group"]`` (a reader's group,
+    e.g. the instruction every row of which must land on one side), else ``meta["pair_id"]`` (the two
+    orders of a pair), else the sample id."""
+    for key in (SPLIT_GROUP_KEY, PAIR_ID_KEY):
+        value = sample.meta.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return sample.id
+
+
+def is_held_out(sample: JudgeSample | str, fraction: float, seed: int) -> bool:
+    """Whether ``sample`` belongs to the held-out split: a seeded hash, uniform in [0, 1), of its
+    :func:`split_key` (of the string itself when given an id)."""
     if fraction <= 0:
         return False
-    digest = hashlib.sha256(f"{seed}:held-out:{sample_id}".encode()).digest()
+    key = sample if isinstance(sample, str) else split_key(sample)
+    digest = hashlib.sha256(f"{seed}:held-out:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def pair_units(samples: list[JudgeSample]) -> list[list[JudgeSample]]:
+    """``samples`` as units of training: the two orders of each pairwise sample (original first), or a
+    single-answer sample alone, in the order the samples come.
+
+    Orders already built (samples with ``meta["pair_id"]``, from ``judgetrain prep --pair-symmetric``)
+    are grouped by their pair id; a pairwise sample without one gets its swapped twin now
+    (:func:`judgetrain.data.augment.both_orders`). A pair of which only one order is present gets the
+    other one rebuilt by :func:`~judgetrain.data.augment.swap`."""
+    units: list[list[JudgeSample]] = []
+    by_pair: dict[str, list[JudgeSample]] = {}
+    for sample in samples:
+        pair_id = sample.meta.get(PAIR_ID_KEY)
+        if sample.protocol != "pairwise":
+            units.append([sample])
+        elif pair_id is None:
+            units.append(both_orders([sample]))
+        elif pair_id in by_pair:
+            by_pair[pair_id].append(sample)
+        else:
+            by_pair[pair_id] = [sample]
+            units.append(by_pair[pair_id])
+    for unit in units:
+        if len(unit) == 1 and unit[0].protocol == "pairwise":
+            only = unit[0]
+            pair_id = only.meta[PAIR_ID_KEY]
+            other = swap(only).replace(id=pair_id if only.id != pair_id else f"{pair_id}{SWAPPED_TWIN_SUFFIX}")
+            logger.warning("pair %s has one order only (%s); its other order %s is rebuilt by swapping it", pair_id, only.id, other.id)
+            unit.append(other)
+        # The original order first, whatever order the dir stored them in.
+        unit.sort(key=lambda s: s.id != s.meta.get(PAIR_ID_KEY, s.id))
+        if len(unit) > 2:
+            raise ValueError(f"pair {unit[0].meta.get(PAIR_ID_KEY)!r} has {len(unit)} samples ({', '.join(s.id for s in unit)}); "
+                             "a pair has two orders: remove the duplicates from the prepared dir")
+    return units
 
 
 def mixed_indices(num_samples: int, weight: float, seed: int) -> list[int]:
@@ -136,26 +240,92 @@ def _matching_tokenized(prepared_dir: Path, manifest: dict[str, Any], *, tokeniz
     return rows
 
 
+def _token_source(samples: list[JudgeSample], tokenized, format_name: str | None, tokenizer, max_seq_len: int, num_proc: int,
+                  where: str, tokenize_missing: bool = False):
+    """Token rows (columns id, input_ids, labels, one per sample id) covering ``samples``: ``tokenized``
+    when given, else the samples tokenized now. ``tokenize_missing``: samples absent from ``tokenized``
+    (the swapped twins built at load time) are tokenized now and added."""
+    import datasets
+
+    wanted = list({s.id: s for s in samples}.values())
+    if tokenized is not None:
+        tokenized = tokenized.select_columns(["id", *MODEL_COLUMNS])
+        if not tokenize_missing:
+            return tokenized
+        have = set(tokenized["id"])
+        wanted = [s for s in wanted if s.id not in have]
+        if not wanted:
+            return tokenized
+    if format_name is None:
+        raise ValueError(f"{where}: the template to render the samples with is unknown; set data.format")
+    from judgetrain.data.tokenize import tokenize_samples
+
+    new, stats = tokenize_samples(wanted, format_name, tokenizer, max_seq_len=max_seq_len, num_proc=num_proc)
+    logger.warning("%s: tokenized %d samples (%d skipped, %d truncated)", where, stats["num_tokenized"], stats["num_skipped"],
+                   stats["num_truncated"])
+    new = new.select_columns(["id", *MODEL_COLUMNS])
+    if tokenized is None:
+        return new
+    return datasets.concatenate_datasets([tokenized, new.cast(tokenized.features)]) if len(new) else tokenized
+
+
 def _rows_for(samples: list[JudgeSample], tokenized, format_name: str | None, tokenizer, max_seq_len: int, num_proc: int,
               where: str) -> tuple[Any, dict[str, int]]:
     """Token rows (columns id, input_ids, labels) for ``samples``, in their order (repeats allowed),
     from ``tokenized`` when given; samples with no row (too long to fit) are counted and left out."""
+    source = _token_source(samples, tokenized, format_name, tokenizer, max_seq_len, num_proc, where)
+    return _select_rows(source, [s.id for s in samples])
+
+
+def _select_rows(source, sample_ids: list[str]) -> tuple[Any, dict[str, int]]:
     import datasets
 
-    if tokenized is None:
-        if format_name is None:
-            raise ValueError(f"{where}: the template to render the samples with is unknown; set data.format")
-        from judgetrain.data.tokenize import tokenize_samples
-
-        unique = list({s.id: s for s in samples}.values())
-        tokenized, stats = tokenize_samples(unique, format_name, tokenizer, max_seq_len=max_seq_len, num_proc=num_proc)
-        logger.warning("%s: tokenized %d samples (%d skipped, %d truncated)", where, stats["num_tokenized"], stats["num_skipped"],
-                       stats["num_truncated"])
-    position = {sample_id: i for i, sample_id in enumerate(tokenized["id"])}
-    indices = [position[s.id] for s in samples if s.id in position]
-    counts = {"num_rows": len(indices), "num_without_row": len(samples) - len(indices)}
-    rows = tokenized.select(indices) if indices else datasets.Dataset.from_dict({c: [] for c in ("id", *MODEL_COLUMNS)})
+    position = {sample_id: i for i, sample_id in enumerate(source["id"])}
+    indices = [position[i] for i in sample_ids if i in position]
+    counts = {"num_rows": len(indices), "num_without_row": len(sample_ids) - len(indices)}
+    rows = source.select(indices) if indices else datasets.Dataset.from_dict({c: [] for c in ("id", *MODEL_COLUMNS)})
     return rows.select_columns(["id", *MODEL_COLUMNS]), counts
+
+
+def _pair_rows(units: list[list[JudgeSample]], tokenized, format_name: str | None, tokenizer, max_seq_len: int,
+               num_proc: int, where: str) -> tuple[Any, list[int], dict[str, int]]:
+    """Token rows for ``units`` (each unit's rows adjacent, in unit order) and the size of each unit
+    kept. A unit with a sample that has no row (too long to fit) is dropped whole, so no pair is
+    trained in one order only."""
+    flat = [s for unit in units for s in unit]
+    source = _token_source(flat, tokenized, format_name, tokenizer, max_seq_len, num_proc, where, tokenize_missing=True)
+    have = set(source["id"])
+    complete = [unit for unit in units if all(s.id in have for s in unit)]
+    rows, _ = _select_rows(source, [s.id for unit in complete for s in unit])
+    counts = {"num_rows": len(rows), "num_pairs": sum(1 for u in complete if len(u) == 2),
+              "num_without_row": sum(1 for u in units for s in u if s.id not in have),
+              "num_pairs_dropped_incomplete": sum(1 for u in units if len(u) == 2 and any(s.id not in have for s in u))}
+    return rows, [len(unit) for unit in complete], counts
+
+
+def _couple_order(unit_sizes: list[int]) -> tuple[list[int], list[int]]:
+    """The row order that lays rows out in couples (rows 2k, 2k+1): each two-row unit as it is, the
+    single-row units two by two (an odd last one at the end); and the unit number of every row in
+    that order."""
+    order: list[int] = []
+    units: list[int] = []
+    waiting: tuple[int, int] | None = None  # (row, unit) of a single waiting for its partner
+    start = 0
+    for unit, size in enumerate(unit_sizes):
+        if size == 2:
+            order += [start, start + 1]
+            units += [unit, unit]
+        elif waiting is None:
+            waiting = (start, unit)
+        else:
+            order += [waiting[0], start]
+            units += [waiting[1], unit]
+            waiting = None
+        start += size
+    if waiting is not None:
+        order.append(waiting[0])
+        units.append(waiting[1])
+    return order, units
 
 
 def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed: int) -> TrainData:
@@ -173,31 +343,60 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
             "augmentation every epoch; materialise it at prep time (judgetrain prep --swap-aug P --p-include-reference P) "
             "and set data.swap_probability=0 data.p_include_reference=1, or set data.packing=false"
         )
+    if online and config.pair_symmetric:
+        raise ValueError(
+            "data.pair_symmetric trains on both orders of every pair as fixed rows, but data.swap_probability / "
+            "data.p_include_reference re-draw the augmentation every epoch; set data.swap_probability=0 and "
+            "data.p_include_reference=1 (drop references at prep time: judgetrain prep --pair-symmetric --p-include-reference P)"
+        )
     manifests = {spec.path: read_manifest(spec.path) for spec in config.datasets}
     format_name = config.format or _manifest_format(manifests)
     train_samples: list[JudgeSample] = []
     held_out: list[JudgeSample] = []
     train_parts, eval_parts = [], []
     stats: dict[str, Any] = {"datasets": {}}
+    pair_symmetric = config.pair_symmetric
+    unit_sizes: list[int] = []  # pair-symmetric: the rows of each training unit, in row order over all dirs
+    eval_unit_sizes: list[int] = []
     for index, spec in enumerate(config.datasets):
         samples = read_samples(spec.path)
         if not samples:
             raise ValueError(f"{spec.path}: the prepared dir holds no samples")
-        kept = [s for s in samples if not is_held_out(s.id, config.held_out_fraction, seed)]
-        out = [s for s in samples if is_held_out(s.id, config.held_out_fraction, seed)]
-        chosen = [kept[i] for i in mixed_indices(len(kept), spec.weight, seed + index)]
+        kept = [s for s in samples if not is_held_out(s, config.held_out_fraction, seed)]
+        out = [s for s in samples if is_held_out(s, config.held_out_fraction, seed)]
+        if pair_symmetric:
+            # Mixing weights count pairs, so a pair is always used in both orders or not at all.
+            units = pair_units(kept)
+            chosen_units = [units[i] for i in mixed_indices(len(units), spec.weight, seed + index)]
+            chosen = [s for unit in chosen_units for s in unit]
+        else:
+            chosen = [kept[i] for i in mixed_indices(len(kept), spec.weight, seed + index)]
         entry = {"num_samples": len(samples), "num_held_out": len(out), "weight": spec.weight, "num_train_per_epoch": len(chosen),
                  "manifest_hash": manifests[spec.path].get("manifest_hash")}
-        held_out.extend(out)
+        if pair_symmetric:
+            # The judge evaluation judges both orders itself: it gets each held-out pair once.
+            held_out.extend(s for s in out if s.meta.get(PAIR_ID_KEY, s.id) == s.id)
+        else:
+            held_out.extend(out)
         if online:
             train_samples.extend(chosen)
         else:
             tokenized = _matching_tokenized(Path(spec.path), manifests[spec.path], tokenizer_name=tokenizer_name,
                                             format_name=format_name, max_seq_len=config.max_seq_len)
-            rows, counts = _rows_for(chosen, tokenized, format_name, tokenizer, config.max_seq_len, config.num_proc, spec.path)
+            if pair_symmetric:
+                rows, sizes, counts = _pair_rows(chosen_units, tokenized, format_name, tokenizer, config.max_seq_len,
+                                                 config.num_proc, spec.path)
+                unit_sizes += sizes
+            else:
+                rows, counts = _rows_for(chosen, tokenized, format_name, tokenizer, config.max_seq_len, config.num_proc, spec.path)
             train_parts.append(rows)
             entry.update(counts)
-            if out:
+            if out and pair_symmetric:
+                eval_rows, sizes, _ = _pair_rows(pair_units(out), tokenized, format_name, tokenizer, config.max_seq_len,
+                                                 config.num_proc, spec.path)
+                eval_parts.append(eval_rows)
+                eval_unit_sizes += sizes
+            elif out:
                 eval_rows, _ = _rows_for(out, tokenized, format_name, tokenizer, config.max_seq_len, config.num_proc, spec.path)
                 eval_parts.append(eval_rows)
         stats["datasets"][spec.path] = entry
@@ -224,7 +423,11 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
             raise ValueError(f"no training rows are left (every sample was held out or does not fit data.max_seq_len="
                              f"{config.max_seq_len}); lower data.held_out_fraction or raise data.max_seq_len")
         eval_rows = datasets.concatenate_datasets(eval_parts) if eval_parts else None
-        data = rows_to_train_data(train_rows, tokenizer, packing=config.packing, max_seq_len=config.max_seq_len, eval_rows=eval_rows)
+        if pair_symmetric:
+            train_rows = _with_pair_units(train_rows, unit_sizes)
+            eval_rows = _with_pair_units(eval_rows, eval_unit_sizes) if eval_rows is not None else None
+        data = rows_to_train_data(train_rows, tokenizer, packing=config.packing, max_seq_len=config.max_seq_len, eval_rows=eval_rows,
+                                  pair_symmetric=pair_symmetric)
     if len(data.train_dataset) == 0:
         raise ValueError(f"no training rows are left (every sample was held out or does not fit data.max_seq_len="
                          f"{config.max_seq_len}); lower data.held_out_fraction or raise data.max_seq_len")
@@ -235,9 +438,22 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
     return data
 
 
-def rows_to_train_data(train_rows, tokenizer, *, packing: bool, max_seq_len: int, eval_rows=None) -> TrainData:
+def _with_pair_units(rows, unit_sizes: list[int]):
+    """``rows`` (each unit's rows adjacent, ``unit_sizes`` giving their counts) laid out in couples
+    (:func:`_couple_order`), with the :data:`PAIR_UNIT_COLUMN` that packing keeps together."""
+    assert sum(unit_sizes) == len(rows), f"{sum(unit_sizes)} rows in units but {len(rows)} token rows"
+    order, units = _couple_order(unit_sizes)
+    return rows.select(order).add_column(PAIR_UNIT_COLUMN, units)
+
+
+def rows_to_train_data(train_rows, tokenizer, *, packing: bool, max_seq_len: int, eval_rows=None,
+                       pair_symmetric: bool = False) -> TrainData:
     """:class:`TrainData` from token rows (``input_ids`` + ``labels`` with -100 on unsupervised tokens):
-    packed with :class:`PackedCollator`, or padded by ``DataCollatorForSeq2Seq`` for length-grouped batches."""
+    packed with :class:`PackedCollator`, or padded by ``DataCollatorForSeq2Seq`` for length-grouped batches.
+
+    ``pair_symmetric``: the rows carry :data:`PAIR_UNIT_COLUMN` and are laid out in couples; packing
+    keeps each pair in one packed row (whose capacity then grows to the longest pair), and unpacked
+    rows keep their couple order for :class:`EpochSeededPairGroupedSampler`."""
     from transformers import DataCollatorForSeq2Seq
 
     from judgetrain.data.packing import PackedCollator, pack, packing_efficiency
@@ -246,17 +462,32 @@ def rows_to_train_data(train_rows, tokenizer, *, packing: bool, max_seq_len: int
     if train_rows is not None:
         stats["num_train_samples"] = len(train_rows)
         stats["num_train_tokens"] = int(sum(len(ids) for ids in train_rows["input_ids"]))
+    pair_column = PAIR_UNIT_COLUMN if pair_symmetric else None
+
+    def without_units(rows):
+        return rows.remove_columns(PAIR_UNIT_COLUMN) if rows is not None and PAIR_UNIT_COLUMN in rows.column_names else rows
+
     if packing:
-        train_dataset = pack(train_rows, max_seq_len=max_seq_len)
-        eval_dataset = pack(eval_rows, max_seq_len=max_seq_len) if eval_rows is not None and len(eval_rows) else None
+        train_dataset = pack(train_rows, max_seq_len=max_seq_len, pair_column=pair_column)
+        eval_dataset = (pack(eval_rows, max_seq_len=max_seq_len, pair_column=pair_column)
+                        if eval_rows is not None and len(eval_rows) else None)
         stats["num_packed_rows"] = len(train_dataset)
-        stats["packing_efficiency"] = packing_efficiency(train_dataset, max_seq_len)
+        # A pair longer than max_seq_len gets a longer row; efficiency is measured against the real capacity.
+        capacity = max(max_seq_len, max(train_dataset["length"]))
+        stats["packing_efficiency"] = packing_efficiency(train_dataset, capacity)
+        if capacity > max_seq_len:
+            stats["packed_row_capacity_tokens"] = capacity
         # position_ids restart per sample and the batch carries the sample boundaries, so attention stays inside samples.
         collator = PackedCollator()
     else:
-        train_dataset, eval_dataset = train_rows, eval_rows if eval_rows is not None and len(eval_rows) else None
+        train_dataset = without_units(train_rows)
+        eval_dataset = without_units(eval_rows) if eval_rows is not None and len(eval_rows) else None
         collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True)
-    return TrainData(train_dataset=train_dataset, data_collator=collator, eval_dataset=eval_dataset, packed=packing, stats=stats)
+    if pair_symmetric:
+        stats["pair_symmetric"] = True
+    return TrainData(train_dataset=train_dataset, data_collator=collator, eval_dataset=eval_dataset, packed=packing,
+                     pair_symmetric=pair_symmetric, stats=stats)
 
 
-__all__ = ["TrainData", "build_train_data", "rows_to_train_data", "is_held_out", "mixed_indices"]
+__all__ = ["EpochSeededLengthGroupedSampler", "EpochSeededPairGroupedSampler", "TrainData", "build_train_data",
+           "rows_to_train_data", "is_held_out", "mixed_indices", "pair_units", "split_key"]

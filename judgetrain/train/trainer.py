@@ -33,7 +33,7 @@ from judgetrain.train import parallel
 from judgetrain.train.callbacks import SetEpochCallback, StdoutLogCallback
 from judgetrain.train.checkpoint import CONFIG_FILE, CheckpointRecordCallback, git_revision, resume_checkpoint, save_final
 from judgetrain.train.config import TrainConfig, save_config
-from judgetrain.train.data import EpochSeededLengthGroupedSampler, TrainData, build_train_data
+from judgetrain.train.data import EpochSeededLengthGroupedSampler, EpochSeededPairGroupedSampler, TrainData, build_train_data
 from judgetrain.train.loss import judgment_token_loss
 
 logger = logging.getLogger(__name__)
@@ -175,12 +175,20 @@ def build_training_args(config: TrainConfig, *, has_eval: bool, packed: bool, mo
 
 class JudgeTrainer(Trainer):
     """The transformers Trainer with a length-grouped order that a resumed run reproduces
-    (:class:`~judgetrain.train.data.EpochSeededLengthGroupedSampler`)."""
+    (:class:`~judgetrain.train.data.EpochSeededLengthGroupedSampler`); for pair-symmetric unpacked rows,
+    the same order over couples of rows, so both orders of a pair share an optimizer step
+    (:class:`~judgetrain.train.data.EpochSeededPairGroupedSampler`)."""
+
+    pair_symmetric: bool = False
+    """The training rows come in couples (the two orders of a pair): set from ``TrainData.pair_symmetric``."""
 
     def _get_train_sampler(self, train_dataset=None):
         sampler = super()._get_train_sampler(train_dataset)
         if isinstance(sampler, LengthGroupedSampler):
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            if self.pair_symmetric:
+                # batch_size is per_device_batch_size × gradient_accumulation_steps: the rows one process takes per step.
+                return EpochSeededPairGroupedSampler(sampler.lengths, sampler.batch_size, seed)
             return EpochSeededLengthGroupedSampler(sampler.lengths, sampler.batch_size, seed)
         return sampler
 
@@ -199,6 +207,7 @@ def build_trainer(config: TrainConfig, model, tokenizer, data: TrainData, args, 
     trainer = JudgeTrainer(model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.eval_dataset,
                            data_collator=data.data_collator, processing_class=tokenizer, callbacks=run_callbacks,
                            compute_loss_func=judgment_token_loss)
+    trainer.pair_symmetric = data.pair_symmetric
     if config.logging.stdout:
         trainer.remove_callback(PrinterCallback)
     for callback in callbacks or []:
