@@ -13,6 +13,7 @@ with importlib; the judgetrain library never imports this package.
 
 SOURCES: dict[str, str] = {
     "judgelm": "data_prep.judgelm",
+    "alpaca_eval": "data_prep.alpaca_eval",
     "autoj": "data_prep.autoj",
     "pandalm": "data_prep.pandalm",
     "prometheus": "data_prep.prometheus",

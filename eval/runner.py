@@ -451,6 +451,16 @@ def judge_factory(judge_spec: str, base_format: str, benchmark: Benchmark, *, ma
     return judge_for, backend
 
 
+def judge_card_kind(judge_spec: str) -> str | None:
+    """``"reward"`` or ``"generative"`` for an export dir with a judge card; None otherwise."""
+    import json
+
+    card = Path(judge_spec) / "judge_card.json"
+    if not card.is_file():
+        return None
+    return json.loads(card.read_text(encoding="utf-8")).get("kind", "generative")
+
+
 def judge_card_format(judge_spec: str) -> str | None:
     """The template a judge card (``judge_card.json`` in an export dir) says its judge was trained on."""
     import json
@@ -498,6 +508,13 @@ def run_benchmark(name: str, *, judge: str | Any | None = None, predictions: str
         config.update(mode="predictions", predictions=str(predictions),
                       predictions_swapped=str(predictions_swapped) if predictions_swapped else None, label_map=label_map)
     else:
+        if isinstance(judge, str) and judge_card_kind(judge) == "reward":
+            # A reward export judges as Judge.from_card(dir) does: its card's scorer and tie margin.
+            from judgetrain.client import judge_from_card
+            from judgetrain.reward.judge import RewardJudge
+
+            judge = judge_from_card(RewardJudge, judge, **({"batch_size": backend_options["batch_size"]}
+                                                         if backend_options and backend_options.get("batch_size") else {}))
         if isinstance(judge, str):
             chosen = format_name or judge_card_format(judge) or benchmark.default_format
             judge_for, backend = judge_factory(judge, chosen, benchmark, max_new_tokens=max_new_tokens,

@@ -77,6 +77,9 @@ def judge_from_card(judge_cls, path_or_url: str | Path, *, card: str | Path | di
         card_content = fetch_card(target)
     else:
         card_content = read_card(target)
+    if card_content.get("kind") == "reward":
+        return _reward_judge_from_card(target, card_content, remote=remote, model=model, batch_size=batch_size,
+                                       progress=progress, **judge_options)
     if remote:
         from judgetrain.judging.backends.openai_http import OpenAIHTTPBackend
 
@@ -103,6 +106,24 @@ def judge_from_card(judge_cls, path_or_url: str | Path, *, card: str | Path | di
     options.update(judge_options)
     judge = judge_cls(card_content["format"]["template"], backend, **options)
     judge.card = card_content
+    return judge
+
+
+def _reward_judge_from_card(target: str, card: dict[str, Any], *, remote: bool, model: str | None, batch_size: int,
+                            progress: bool, **judge_options: Any):
+    """The RewardJudge a reward card describes: a local export (transformers) or a server's ``/pooling``."""
+    from judgetrain.reward.judge import HTTPRewardScorer, LocalRewardScorer, RewardJudge
+
+    reward = card.get("reward") or {}
+    if remote:
+        root = _api_root(target)
+        scorer = HTTPRewardScorer(root, model or _served_model_id(root), max_concurrency=batch_size)
+    else:
+        scorer = LocalRewardScorer(target, batch_size=batch_size, max_seq_len=int(reward.get("max_seq_len", 1024)))
+    options: dict[str, Any] = {"tie_margin": float(reward.get("tie_margin", 0.0)), "progress": progress}
+    options.update({k: v for k, v in judge_options.items() if k in ("tie_margin", "both_orders")})
+    judge = RewardJudge(scorer, **options)
+    judge.card = card
     return judge
 
 
@@ -159,12 +180,12 @@ def rerank(judge, question: str, candidates: Sequence[str], *, reference: str | 
         raise ValueError("rerank needs at least one candidate")
     if len(candidates) == 1:
         return RerankResult(best_index=0, ranking=[0], points=[None], method="only candidate")
-    if judge.format.protocol == "single":
+    if getattr(judge, "kind", None) == "reward" or judge.format.protocol == "single":
         samples = [JudgeSample(id=f"candidate-{i}", source="client", question=question, answers=(Answer(text),), reference=reference)
                    for i, text in enumerate(candidates)]
         judgments = judge.judge(samples)
         points: list[float | None] = [j.verdict.scores[0] if j.verdict is not None and j.verdict.scores else None for j in judgments]
-        method = "single grade"
+        method = "reward per candidate" if getattr(judge, "kind", None) == "reward" else "single grade"
     else:
         pairs = list(itertools.combinations(range(len(candidates)), 2))
         samples = [pair_sample(question, candidates[i], candidates[k], sample_id=f"pair-{i}-{k}", reference=reference) for i, k in pairs]

@@ -55,9 +55,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aggregation", choices=("verdicts", "probabilities"), default="verdicts",
                         help="how the card's judge combines the two answer orders of a pair: their verdicts (default), or the mean of "
                              "their verdict probabilities, which is position-free (needs a verdict-first format with winner options)")
-    parser.add_argument("--tie-margin", type=float, default=0.0,
+    parser.add_argument("--tie-margin", type=float, default=None,
                         help="with --aggregation probabilities: a pair is a tie when |P(A) - P(B)| <= this (default 0; "
-                             "choose it on a dev split with judgetrain.judging.judge.choose_tie_margin)")
+                             "choose it on a dev split with judgetrain.judging.judge.choose_tie_margin). A reward judge: "
+                             "a pair is a tie when |r_A - r_B| <= this (default: the margin the run chose on its held-out pairs)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -280,7 +281,7 @@ def _readable_by_all(directory: Path) -> None:
 
 def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, dtype: str = "bf16",
            format_name: str | None = None, max_new_tokens: int | None = None, name: str | None = None,
-           decoding=None, aggregation: str = "verdicts", tie_margin: float = 0.0) -> Path:
+           decoding=None, aggregation: str = "verdicts", tie_margin: float | None = None) -> Path:
     """Export ``checkpoint`` (a dir written by :func:`judgetrain.train.trainer.train`) to ``out``.
 
     Args:
@@ -316,8 +317,14 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
         raise ValueError(f"--out {out} exists and is not an earlier export (no {CARD_FILE}); choose a new or empty dir")
     from judgetrain.judging.judge import check_aggregation, verdict_options
 
-    check_aggregation(aggregation, tie_margin)
     config = _run_config(checkpoint)
+    if config.kind == "reward":
+        from judgetrain.reward.export import export_reward
+
+        return export_reward(checkpoint, out, config, record, dtype=dtype, name=name, tie_margin=tie_margin,
+                             evaluation=find_eval_results(checkpoint.parent))
+    tie_margin = 0.0 if tie_margin is None else tie_margin
+    check_aggregation(aggregation, tie_margin)
     fmt = formats.get(format_name or training_format_name(config, checkpoint))
     if aggregation == "probabilities" and not set(verdict_options(fmt) or ()) & {"A", "B"}:
         logger.warning("--aggregation probabilities: template %s has no winner verdict options, so every pair will fall back "

@@ -1,22 +1,31 @@
 """``judgetrain quickstart``: the whole day on the embedded SmolLM2-135M, on a CPU.
 
-    judgetrain quickstart [--out runs/quickstart] [--tiny]
+    judgetrain quickstart [--out runs/quickstart] [--tiny] [--kind reward|generative]
 
 1. data: the pairwise sets shipped in ``judgetrain/resources/quickstart`` (LLMBar, MIT; Prometheus'
-   HHH-alignment pairs, Apache-2.0; PandaLM's human-annotated test set, Apache-2.0 — see its
-   ATTRIBUTION.md) → a prepared training dir (LLMBar + HHH, answers swapped with probability 0.5) and
-   a held-out evaluation set of PandaLM test items (majority vote of 3 human annotators), never
-   trained on. Samples longer than ``--max-seq-len`` tokens are left out, not cut;
-2. evaluate the base model: both orders, accuracy / swap consistency / parse failures;
-3. LoRA-train it (transformers Trainer + peft) with :func:`judgetrain.train.trainer.train`;
+   HHH-alignment pairs and Vicuna-bench grade pairs, Apache-2.0; PandaLM's human-annotated test set,
+   Apache-2.0 — see its ATTRIBUTION.md) → a prepared training dir and a held-out evaluation set of
+   PandaLM test items (majority vote of 3 human annotators), never trained on;
+2. evaluate the judge before training: both orders, accuracy / swap consistency / parse failures;
+3. train it with :func:`judgetrain.train.trainer.train` (the same choices as the CPU judge recipe
+   ``recipes/smollm2-135m-judge-cpu.yaml``);
 4. evaluate the trained checkpoint the same way, beside the majority-class and longer-answer-wins baselines;
-5. export it (merged safetensors + judge card), serve it on 127.0.0.1 with ``judgetrain serve``
-   and judge one example through ``Judge.from_card(URL)``;
+5. export it (safetensors + judge card), serve it on 127.0.0.1 with ``judgetrain serve`` and judge
+   one example through ``Judge.from_card(URL)``;
 6. print the summary table; ``OUT/report.md`` and ``OUT/results.json`` hold it.
 
+Two kinds of judge (``--kind``):
+
+- ``reward`` (default): a reward judge (:mod:`judgetrain.reward`): one Bradley-Terry score per answer
+  from a classification head on SmolLM2, the top decoder layers fine-tuned and the rest frozen, every
+  pair with a winner used (answers truncated to the token budget), the tie margin chosen on a held-out
+  tenth of the training pairs. Before training is the same model with its new head untrained.
+- ``generative``: LoRA on SmolLM2 writing FastChat's ``[[A]]`` / ``[[B]]`` / ``[[C]]`` verdict in the
+  ``mtbench-pair-v2`` template (the shipped human labels are winners without grades, so the target is
+  the verdict token alone); samples whose row exceeds the token budget are left out, half the pairs
+  are swapped. On a CPU budget it learns the verdict format but not a preference.
+
 ``--tiny`` runs the same path in seconds with the tiny random model (for CI): its numbers mean nothing.
-The template is ``mtbench-pair-v2`` (FastChat's ``[[A]]`` / ``[[B]]`` / ``[[C]]``): the shipped human
-labels are winners without grades, and its target is the verdict token alone.
 """
 
 from __future__ import annotations
@@ -36,10 +45,13 @@ from judgetrain.types import JudgeSample, Judgment
 
 RESOURCES = Path(__file__).parent / "resources" / "quickstart"
 TRAIN_FILES = ("train_llmbar.jsonl", "train_hhh.jsonl")
+REWARD_TRAIN_FILES = TRAIN_FILES + ("train_prometheus_pairs.jsonl",)
+KINDS = ("reward", "generative")
 EVAL_FILE = "eval_pandalm.jsonl"
 FORMAT = "mtbench-pair-v2"
-GOLD_LABELS = ("human_majority", "human", "gold")
-"""Which label of a shipped sample is its gold one (PandaLM: human_majority, HHH: human, LLMBar: gold)."""
+GOLD_LABELS = ("human_majority", "human", "gold", "gpt4")
+"""Which label of a shipped sample is its gold one (PandaLM: human_majority, HHH: human, LLMBar: gold,
+Vicuna-bench grade pairs: gpt4)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,7 @@ class Size:
     """How big a quickstart run is."""
 
     model: str
+    kind: str
     num_train: int
     num_eval: int
     max_seq_len_tokens: int
@@ -56,25 +69,35 @@ class Size:
     batch_size: int
     grad_accum: int
     max_new_tokens: int
+    trainable_layers: int | None = None
 
 
-# SmolLM2-135M trains at ~150-210 tokens/s on 2 CPU cores: 200 samples of <= 360 tokens is ~6 min.
-FULL = Size(model="embedded:smollm2-135m", num_train=200, num_eval=48, max_seq_len_tokens=360, epochs=1.0, max_steps=None,
-            lr=1e-3, batch_size=4, grad_accum=2, max_new_tokens=12)
-TINY = Size(model="tiny", num_train=16, num_eval=6, max_seq_len_tokens=2048, epochs=1.0, max_steps=4, lr=1e-3, batch_size=4,
-            grad_accum=1, max_new_tokens=8)
+# The reward judge trains its top 4 layers at ~500 tokens/s on 2 CPU cores (bf16 autocast): 48 steps of
+# 8 pairs of <= 384 tokens is ~5 min, and 300 PandaLM items are scored in ~1 min before and after.
+FULL = Size(model="embedded:smollm2-135m", kind="reward", num_train=760, num_eval=300, max_seq_len_tokens=384, epochs=1.0,
+            max_steps=48, lr=1e-4, batch_size=4, grad_accum=2, max_new_tokens=0, trainable_layers=4)
+# SmolLM2-135M trains at ~150-210 tokens/s on 2 CPU cores with LoRA: 200 samples of <= 360 tokens is ~6 min.
+FULL_GENERATIVE = Size(model="embedded:smollm2-135m", kind="generative", num_train=200, num_eval=300, max_seq_len_tokens=360,
+                       epochs=1.0, max_steps=None, lr=1e-3, batch_size=4, grad_accum=2, max_new_tokens=12)
+TINY = Size(model="tiny", kind="reward", num_train=16, num_eval=6, max_seq_len_tokens=256, epochs=1.0, max_steps=4, lr=1e-3,
+            batch_size=4, grad_accum=1, max_new_tokens=0, trainable_layers=1)
+TINY_GENERATIVE = Size(model="tiny", kind="generative", num_train=16, num_eval=6, max_seq_len_tokens=2048, epochs=1.0, max_steps=4,
+                       lr=1e-3, batch_size=4, grad_accum=1, max_new_tokens=8)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/quickstart", help="where the data, run, export and report go (default runs/quickstart)")
     parser.add_argument("--tiny", action="store_true", help="the same path in seconds with the tiny random model (CI)")
-    parser.add_argument("--num-train", type=int, default=None, help="training samples (default 200; --tiny 16)")
-    parser.add_argument("--num-eval", type=int, default=None, help="held-out PandaLM items judged before and after (default 48; --tiny 6)")
+    parser.add_argument("--kind", choices=KINDS, default="reward",
+                        help="reward: one Bradley-Terry score per answer (default); generative: a LoRA judge writing a verdict")
+    parser.add_argument("--num-train", type=int, default=None, help="training pairs (default: reward 760, generative 200; --tiny 16)")
+    parser.add_argument("--num-eval", type=int, default=None, help="held-out PandaLM items judged before and after (default 300; --tiny 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample choice, the swap augmentation and training")
 
 
 def run(args: argparse.Namespace) -> int:
-    size = TINY if args.tiny else FULL
+    size = {("reward", False): FULL, ("generative", False): FULL_GENERATIVE, ("reward", True): TINY,
+            ("generative", True): TINY_GENERATIVE}[(args.kind, bool(args.tiny))]
     overrides = {k: v for k, v in (("num_train", args.num_train), ("num_eval", args.num_eval)) if v is not None}
     for key, value in overrides.items():
         if value < 1:
@@ -146,6 +169,15 @@ def write_prepared(samples: Sequence[JudgeSample], out_dir: Path, *, format_name
     return manifest
 
 
+def held_out_items(num_eval: int, *, seed: int) -> list[JudgeSample]:
+    """``num_eval`` PandaLM test items, a seeded draw from the shipped 999 (kept in file order)."""
+    import random
+
+    items = read_shipped(EVAL_FILE)
+    chosen = sorted(random.Random(seed).sample(range(len(items)), min(num_eval, len(items))))
+    return [items[i] for i in chosen]
+
+
 def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, list[JudgeSample], list[JudgeSample]]:
     """(training prepared dir, training samples, held-out evaluation samples)."""
     import random
@@ -153,16 +185,24 @@ def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, li
     from judgetrain import formats
     from judgetrain.data.augment import materialise
 
-    fmt = formats.get(FORMAT)
-    pool = [s for name in TRAIN_FILES for s in read_shipped(name)]
+    files = REWARD_TRAIN_FILES if size.kind == "reward" else TRAIN_FILES
+    pool = [s for name in files for s in read_shipped(name)]
     random.Random(seed).shuffle(pool)
-    train = fitting(pool, fmt, tokenizer, size.max_seq_len_tokens)[: size.num_train]
-    # HHH lists the chosen answer first: swapping half the pairs keeps the judge from learning "A wins".
-    train = materialise(train, swap_probability=0.5, p_include_reference=1.0, seed=seed)
-    held_out = fitting(read_shipped(EVAL_FILE), fmt, tokenizer, size.max_seq_len_tokens)[: size.num_eval]
+    if size.kind == "reward":
+        # A reward judge scores one answer at a time: no order to swap, and a long answer is truncated
+        # to the budget rather than the pair left out.
+        train = pool[: size.num_train]
+        format_name = None
+    else:
+        fmt = formats.get(FORMAT)
+        train = fitting(pool, fmt, tokenizer, size.max_seq_len_tokens)[: size.num_train]
+        # HHH lists the chosen answer first: swapping half the pairs keeps the judge from learning "A wins".
+        train = materialise(train, swap_probability=0.5, p_include_reference=1.0, seed=seed)
+        format_name = FORMAT
+    held_out = held_out_items(size.num_eval, seed=seed)
     train_dir = out / "data" / "train"
-    write_prepared(train, train_dir, format_name=FORMAT, source="quickstart", seed=seed,
-                   extra={"files": list(TRAIN_FILES), "max_seq_len_tokens": size.max_seq_len_tokens})
+    write_prepared(train, train_dir, format_name=format_name, source="quickstart", seed=seed,
+                   extra={"files": list(files), "max_seq_len_tokens": size.max_seq_len_tokens})
     return train_dir, train, held_out
 
 
@@ -207,8 +247,17 @@ def baselines(train: Sequence[JudgeSample], held_out: Sequence[JudgeSample]) -> 
     }
 
 
-def evaluate(model: str, held_out: Sequence[JudgeSample], size: Size, *, desc: str) -> tuple[dict[str, Any], list[Judgment]]:
+def evaluate(model: str, held_out: Sequence[JudgeSample], size: Size, *, desc: str,
+             tie_margin: float = 0.0) -> tuple[dict[str, Any], list[Judgment]]:
     """Judge ``held_out`` with ``model`` in both orders; (scores, judgments)."""
+    if size.kind == "reward":
+        from judgetrain.reward.judge import LocalRewardScorer, RewardJudge
+
+        _say(f"[quickstart] {desc}: scoring both answers of {len(held_out)} held-out PandaLM items")
+        judge = RewardJudge(LocalRewardScorer(model, max_seq_len=size.max_seq_len_tokens), tie_margin=tie_margin)
+        judgments = judge.judge(held_out)
+        del judge
+        return score(judgments, held_out), judgments
     from judgetrain.judging.backends.base import Decoding
     from judgetrain.judging.backends.transformers_backend import TransformersBackend
     from judgetrain.judging.judge import Judge
@@ -219,6 +268,49 @@ def evaluate(model: str, held_out: Sequence[JudgeSample], size: Size, *, desc: s
     judgments = judge.judge(held_out)
     del backend
     return score(judgments, held_out), judgments
+
+
+def initial_reward_model(size: Size, out_dir: Path, *, seed: int) -> Path:
+    """The reward model before training (pretrained body, untrained head) saved to ``out_dir``."""
+    from judgetrain.models import load_tokenizer
+    from judgetrain.reward.train import build_reward_model
+    from judgetrain.train.config import TrainConfig
+
+    config = TrainConfig()
+    config.kind, config.model.path, config.optim.seed = "reward", size.model, seed
+    build_reward_model(config).save_pretrained(out_dir)
+    load_tokenizer(size.model).save_pretrained(out_dir)
+    return out_dir
+
+
+def train_config_text(size: Size, train_dir: Path, run_dir: Path, config_path: Path, *, seed: int) -> str:
+    """The training config the quickstart writes (and a user can rerun)."""
+    steps = f"max_steps: {size.max_steps}, " if size.max_steps else ""
+    common = (f"optim: {{lr: {size.lr}, epochs: {size.epochs}, {steps}per_device_batch_size: {size.batch_size}, "
+              f"gradient_accumulation_steps: {size.grad_accum}, warmup_ratio: 0.1, seed: {seed}"
+              f"{', bf16: true' if size.kind == 'reward' and _bf16_fast() else ''}}}\n"
+              f"logging: {{stdout: false, every_steps: 5}}\n"
+              f"checkpoint: {{every_steps: 0, resume: never}}\n"
+              f"output_dir: {json.dumps(str(run_dir))}\n")
+    header = f"#   judgetrain train --config {config_path}\n"
+    if size.kind == "reward":
+        return (f"# A reward judge on {size.model} (top {size.trainable_layers} layers + head), written by `judgetrain quickstart`; "
+                f"rerun with:\n{header}kind: reward\n"
+                f"model: {{path: {json.dumps(size.model)}}}\n"
+                f"data: {{datasets: [{{path: {json.dumps(str(train_dir))}}}], max_seq_len: {size.max_seq_len_tokens}, "
+                f"held_out_fraction: 0.1}}\n"
+                f"method: {{name: full, trainable_layers: {size.trainable_layers}}}\n" + common)
+    # Paths are written as JSON strings, which YAML reads back whatever characters they hold.
+    return (f"# LoRA on {size.model}, written by `judgetrain quickstart`; rerun with:\n{header}"
+            f"model: {{path: {json.dumps(size.model)}}}\n"
+            f"data: {{datasets: [{{path: {json.dumps(str(train_dir))}}}], format: {FORMAT}, max_seq_len: {size.max_seq_len_tokens}}}\n"
+            f"method: {{name: lora, lora: {{r: 16, alpha: 32, dropout: 0.0}}}}\n" + common)
+
+
+def _bf16_fast() -> bool:
+    from judgetrain.judging.backends.transformers_backend import bf16_is_fast
+
+    return bf16_is_fast("cpu")
 
 
 def _write_json(path: Path, content: Any) -> None:
@@ -260,45 +352,41 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
     _say(f"[quickstart] data: {len(train_samples)} training samples in {train_dir}; {len(held_out)} held-out PandaLM test items")
 
     # 2. before training
+    if size.kind == "reward":
+        model_path = str(initial_reward_model(size, out / "before", seed=seed))
     before, before_judgments = evaluate(model_path, held_out, size, desc="before training")
 
     # 3. train
     run_dir = out / "run"
     config_path = out / "train_config.yaml"
-    config_path.write_text(
-        f"# LoRA on {size.model}, written by `judgetrain quickstart`; rerun with:\n"
-        f"#   judgetrain train --config {config_path}\n"
-        # Paths are written as JSON strings, which YAML reads back whatever characters they hold.
-        f"model: {{path: {json.dumps(size.model)}}}\n"
-        f"data: {{datasets: [{{path: {json.dumps(str(train_dir))}}}], format: {FORMAT}, max_seq_len: {size.max_seq_len_tokens}}}\n"
-        f"method: {{name: lora, lora: {{r: 16, alpha: 32, dropout: 0.0}}}}\n"
-        f"optim: {{lr: {size.lr}, epochs: {size.epochs}, {'max_steps: ' + str(size.max_steps) + ', ' if size.max_steps else ''}"
-        f"per_device_batch_size: {size.batch_size}, gradient_accumulation_steps: {size.grad_accum}, warmup_ratio: 0.1, seed: {seed}}}\n"
-        f"logging: {{stdout: false, every_steps: 5}}\n"
-        f"checkpoint: {{every_steps: 0, resume: never}}\n"
-        f"output_dir: {json.dumps(str(run_dir))}\n",
-        encoding="utf-8",
-    )
+    config_path.write_text(train_config_text(size, train_dir, run_dir, config_path, seed=seed), encoding="utf-8")
     _say(f"[quickstart] training ({config_path})")
     train_started = time.perf_counter()
     result = train(load_config(config_path))
     train_seconds = time.perf_counter() - train_started
     _say(f"[quickstart] trained {result.global_step} steps in {train_seconds:.0f} s, mean loss {result.train_loss:.3f}")
 
-    # 4. after training
-    after, after_judgments = evaluate(str(result.final_dir), held_out, size, desc="after training")
+    # 4. after training (a reward judge with the tie margin it chose on its held-out pairs)
+    tie_margin = 0.0
+    if size.kind == "reward":
+        from judgetrain.reward.margin import read_tie_margin
+
+        tie_margin = (read_tie_margin(result.final_dir) or {}).get("tie_margin", 0.0)
+    after, after_judgments = evaluate(str(result.final_dir), held_out, size, desc="after training", tie_margin=tie_margin)
     eval_dir = run_dir / "eval"
     eval_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl_atomic(eval_dir / "judgments_before.jsonl", (j.to_dict() for j in before_judgments))
     write_jsonl_atomic(eval_dir / "judgments_after.jsonl", (j.to_dict() for j in after_judgments))
-    _write_json(eval_dir / "results.json", {"benchmark": "pandalm-test (held out, both orders)", "template": FORMAT,
+    template = "reward-chat-v1" if size.kind == "reward" else FORMAT
+    _write_json(eval_dir / "results.json", {"benchmark": "pandalm-test (held out, both orders)", "template": template,
                                             "metrics": after, "before_training": before})
 
     # 5. export, serve, judge one example through the client
     from judgetrain.judging.backends.base import Decoding
 
     export_dir = export(result.final_dir, out / "judge", dtype="fp32" if size.model == "tiny" else "bf16",
-                        decoding=Decoding(max_new_tokens=size.max_new_tokens), name=f"quickstart-{Path(size.model).name}")
+                        decoding=Decoding(max_new_tokens=size.max_new_tokens) if size.kind == "generative" else None,
+                        name=f"quickstart-{Path(size.model).name}")
     _say(f"[quickstart] exported to {export_dir}")
     server, _ = start_server(str(export_dir), "127.0.0.1", 0, batch_size=2)
     try:
@@ -318,15 +406,17 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
     rows = {"before training": before, "after training": after, **baselines(train_samples, held_out)}
     table = summary_table(rows)
     results = {
-        "model": size.model, "template": FORMAT, "num_train": len(train_samples), "num_eval": len(held_out),
+        "model": size.model, "kind": size.kind, "template": template, "tie_margin": tie_margin, "num_train": len(train_samples), "num_eval": len(held_out),
         "train_steps": result.global_step, "train_loss": result.train_loss, "train_seconds": train_seconds,
         "rows": rows, "served_example": served_example, "export_dir": str(export_dir), "run_dir": str(run_dir),
         "wall_seconds": time.perf_counter() - started,
     }
     _write_json(out / "results.json", results)
-    report = (f"# judgetrain quickstart\n\nModel `{size.model}`, template `{FORMAT}`, {len(train_samples)} training samples "
-              f"(LLMBar + HHH), {len(held_out)} held-out PandaLM test items judged in both orders against the majority vote of "
-              f"3 human annotators (a parse failure counts as wrong; a disagreement between the orders is a tie).\n\n{table}\n\n"
+    sources = "LLMBar + HHH + Vicuna-bench grade pairs" if size.kind == "reward" else "LLMBar + HHH"
+    report = (f"# judgetrain quickstart\n\nModel `{size.model}`, a {size.kind} judge (template `{template}`), "
+              f"{len(train_samples)} training samples ({sources}), {len(held_out)} held-out PandaLM test items judged in both "
+              f"orders against the majority vote of 3 human annotators (a parse failure counts as wrong; a disagreement between "
+              f"the orders is a tie).\n\n{table}\n\n"
               f"Trained {result.global_step} steps in {train_seconds:.0f} s. Export: `{export_dir}`. "
               f"Wall time {results['wall_seconds']:.0f} s.\n")
     (out / "report.md").write_text(report, encoding="utf-8")
@@ -336,5 +426,5 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
     return results
 
 
-__all__ = ["configure", "run", "quickstart", "Size", "FULL", "TINY", "FORMAT", "build_data", "write_prepared", "read_shipped",
+__all__ = ["configure", "run", "quickstart", "Size", "FULL", "FULL_GENERATIVE", "TINY", "TINY_GENERATIVE", "FORMAT", "KINDS", "build_data", "write_prepared", "read_shipped",
            "score", "baselines", "summary_table"]

@@ -38,6 +38,13 @@ The request's ``model`` is not checked (one model is served). ``logprobs`` / ``t
 text (as the tokenizer splits it) under the model's own distribution, before temperature and
 top_p, as vLLM reports them by default, scored in one forward pass over the prompt and the text.
 Other request fields (``tools``, ``response_format``, penalties, …) are ignored.
+
+A reward export (its judge card says ``kind: reward``) is served on ``POST /pooling`` instead, in
+vLLM's pooling API shape: ``{"model", "messages"}`` in (the conversation to score: the question turns
+and one answer's turns), ``{"data": [{"index": 0, "object": "pooling", "data": [reward]}], "usage"}``
+out. Chat completions then answer 400 pointing there, since a reward model writes no text. The
+same limits (concurrency, body size, JSON checks, error shape) apply; rewards are computed in a
+worker thread, one request at a time.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at run time
@@ -70,7 +77,7 @@ RETRY_AFTER_SECONDS = 1
 GRACEFUL_SHUTDOWN_SECONDS = 10
 LISTEN_BACKLOG = 2048  # connections the kernel holds before the loop accepts them (uvicorn's default)
 ROLES = ("system", "user", "assistant")
-ROUTES = "POST /v1/chat/completions, GET /v1/models, GET /v1/judge_card and GET /health"
+ROUTES = "POST /v1/chat/completions (or POST /pooling for a reward model), GET /v1/models, GET /v1/judge_card and GET /health"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -481,10 +488,11 @@ class _IgnoreTrailingSlash:
         await self.app(scope, receive, send)
 
 
-def build_app(backend: Backend, served_model_name: str, *, batch_size: int = 8,
+def build_app(backend: Backend | None, served_model_name: str, *, batch_size: int = 8,
               max_concurrency: int = DEFAULT_MAX_CONCURRENCY, max_body_bytes: int = MAX_BODY_BYTES,
-              judge_card: dict[str, Any] | None = None) -> Any:
-    """The FastAPI app serving ``backend`` under ``served_model_name`` (see the module docstring)."""
+              judge_card: dict[str, Any] | None = None, reward_scorer: Any = None) -> Any:
+    """The FastAPI app serving ``backend`` under ``served_model_name`` (see the module docstring); with
+    ``reward_scorer`` (and no backend), a reward model on ``POST /pooling``."""
     try:
         from fastapi import FastAPI
         from fastapi import Request as HTTPRequest
@@ -499,8 +507,11 @@ def build_app(backend: Backend, served_model_name: str, *, batch_size: int = 8,
     if max_concurrency < batch_size:
         logger.warning("max_concurrency %d is below batch_size %d: batches never hold more than %d requests",
                        max_concurrency, batch_size, max_concurrency)
-    runner = ModelRunner(backend)
-    batcher = BatchingQueue(runner, batch_size)
+    if (backend is None) == (reward_scorer is None):
+        raise ValueError("build_app serves either a generative backend or a reward_scorer")
+    runner = ModelRunner(backend) if backend is not None else None
+    batcher = BatchingQueue(runner, batch_size) if runner is not None else None
+    reward_lock = threading.Lock()  # the reward model is entered by one worker thread at a time
     # Requests in progress (queued or generating). A request that finds it full is refused, not queued.
     slots = asyncio.Semaphore(max_concurrency)
     in_progress = [0]  # the same count, for /health (the loop is one thread: no lock needed)
@@ -508,6 +519,9 @@ def build_app(backend: Backend, served_model_name: str, *, batch_size: int = 8,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        if batcher is None:
+            yield
+            return
         worker = asyncio.create_task(batcher.run(), name="judgetrain-serve-batcher")
         yield
         worker.cancel()
@@ -570,8 +584,7 @@ def build_app(backend: Backend, served_model_name: str, *, batch_size: int = 8,
                            "judge_card.json); pass the card to the client", code="not_found")
         return judge_card
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(http_request: HTTPRequest) -> JSONResponse:
+    async def json_body(http_request: HTTPRequest) -> Any:
         content_type = http_request.headers.get("content-type")
         if not _is_json(content_type):
             raise APIError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as JSON with 'Content-Type: application/json' "
@@ -584,15 +597,54 @@ def build_app(backend: Backend, served_model_name: str, *, batch_size: int = 8,
             raise _bad(f"the body is not valid JSON: {detail}", None, "invalid_json") from None
         if body is None:
             raise _bad("the body is empty: send a JSON object with 'messages'", None, "invalid_body")
-        job = parse_chat_request(body)
-        if job.top_logprobs is not None and not runner.serves_logprobs:
-            raise _bad(f"logprobs are not available from this server's {backend.name or type(backend).__name__} backend",
-                       "logprobs", "unsupported")
+        return body
+
+    def refuse_when_full() -> None:
         if slots.locked():
             raise APIError(HTTPStatus.SERVICE_UNAVAILABLE,
                            f"judgetrain serve is busy: {max_concurrency} requests are in progress, its limit "
                            f"(--max-concurrency); retry in {RETRY_AFTER_SECONDS} s", code="server_overloaded",
                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    @app.post("/pooling")
+    async def pooling(http_request: HTTPRequest) -> JSONResponse:
+        if reward_scorer is None:
+            raise APIError(HTTPStatus.BAD_REQUEST, f"{served_model_name!r} is a generative judge: POST /v1/chat/completions",
+                           code="unsupported")
+        body = await json_body(http_request)
+        if not isinstance(body, dict):
+            raise _bad(f"the body must be a JSON object, got {_shown(body)}", None, "invalid_body")
+        if "input" in body and "messages" not in body:
+            raise _bad("send the conversation to score as 'messages' (a list of {role, content}); raw 'input' text is "
+                       "not taken, since the reward model scores its own chat template", "input", "unsupported")
+        messages = list(_messages_from(body))
+        refuse_when_full()
+
+        def score() -> tuple[float, int]:
+            with reward_lock:
+                return reward_scorer.score([messages])[0], len(reward_scorer.encode(messages))
+
+        async with slots:
+            in_progress[0] += 1
+            try:
+                reward, num_tokens = await asyncio.to_thread(score)
+            finally:
+                in_progress[0] -= 1
+        return JSONResponse({"id": f"pool-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()),
+                             "model": served_model_name, "data": [{"index": 0, "object": "pooling", "data": [reward]}],
+                             "usage": {"prompt_tokens": num_tokens, "total_tokens": num_tokens}})
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(http_request: HTTPRequest) -> JSONResponse:
+        if runner is None:
+            raise APIError(HTTPStatus.BAD_REQUEST, f"{served_model_name!r} is a reward model: it writes no text; "
+                           "POST /pooling with the conversation to score", code="unsupported")
+        body = await json_body(http_request)
+        job = parse_chat_request(body)
+        if job.top_logprobs is not None and not runner.serves_logprobs:
+            raise _bad(f"logprobs are not available from this server's {backend.name or type(backend).__name__} backend",
+                       "logprobs", "unsupported")
+        refuse_when_full()
         async with slots:
             in_progress[0] += 1
             try:
@@ -683,20 +735,26 @@ def start_server(model: str | Backend, host: str = "127.0.0.1", port: int = 0, *
         raise ValueError(f"--max-concurrency must be at least 1, got {max_concurrency}")
     if max_body_bytes < 1:
         raise ValueError(f"--max-body-bytes must be at least 1, got {max_body_bytes}")
+    judge_card = None
+    if isinstance(model, (str, os.PathLike)) and (Path(model) / "judge_card.json").is_file():
+        # An export dir: publish its card so a client can set itself up from the URL alone.
+        judge_card = json.loads((Path(model) / "judge_card.json").read_text(encoding="utf-8"))
+    backend, reward_scorer = None, None
     if isinstance(model, Backend):
         backend = model
         name = served_model_name or backend.model_id or "judge"
+    elif judge_card is not None and judge_card.get("kind") == "reward":
+        from judgetrain.reward.judge import LocalRewardScorer
+
+        reward_scorer = LocalRewardScorer(model, batch_size=1, max_seq_len=int((judge_card.get("reward") or {}).get("max_seq_len", 1024)))
+        name = served_model_name or str(model)
     else:
         from judgetrain.judging.backends.transformers_backend import TransformersBackend
 
         backend = TransformersBackend(model, batch_size=batch_size)
         name = served_model_name or str(model)
-    judge_card = None
-    if isinstance(model, (str, os.PathLike)) and (Path(model) / "judge_card.json").is_file():
-        # An export dir: publish its card so a client can set itself up from the URL alone.
-        judge_card = json.loads((Path(model) / "judge_card.json").read_text(encoding="utf-8"))
     app = build_app(backend, name, batch_size=batch_size, max_concurrency=max_concurrency,
-                    max_body_bytes=max_body_bytes, judge_card=judge_card)
+                    max_body_bytes=max_body_bytes, judge_card=judge_card, reward_scorer=reward_scorer)
     server = JudgeHTTPServer(app, host, port, name)
     thread = server.start()
     return server, thread

@@ -31,6 +31,7 @@ from judgetrain.models import EMBEDDED_MODEL, DTYPES
 
 ATTENTION_CHOICES = ("sdpa", "flash_attention_2", "eager")
 METHOD_CHOICES = ("full", "lora")
+KIND_CHOICES = ("generative", "reward")
 SCHEDULE_CHOICES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                     "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay")
 FSDP_SHARDING_CHOICES = ("full_shard", "shard_grad_op")
@@ -115,6 +116,10 @@ class MethodConfig:
     """full: train every weight; lora: train low-rank adapters (peft) on a frozen base."""
     lora: LoraConfig = field(default_factory=LoraConfig)
     """Adapter settings, used when ``name`` is lora."""
+    trainable_layers: int | None = None
+    """Full fine-tuning of only the top this many decoder layers (and the final norm and the head); the
+    layers below stay frozen, so the backward pass stops at them. None trains every layer; 0 trains the
+    head alone. With ``method.name: lora`` it must stay None."""
 
 
 @dataclass
@@ -232,6 +237,10 @@ class ParallelConfig:
 
 @dataclass
 class TrainConfig:
+    kind: str = "generative"
+    """generative: a causal LM trained to write the judgment of a judge template (loss on the judgment
+    tokens). reward: a sequence-classification head that scores each answer on its own, trained with
+    the Bradley-Terry loss on pairs with a winner (``judgetrain.reward``); ties are counted and left out."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """The model and how it is loaded."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -487,6 +496,15 @@ def validate(config: TrainConfig) -> None:
     _choice("model.dtype", config.model.dtype, DTYPES)
     _choice("model.attention", config.model.attention, ATTENTION_CHOICES)
     _choice("method.name", config.method.name, METHOD_CHOICES)
+    _choice("kind", config.kind, KIND_CHOICES)
+    _range("method.trainable_layers", config.method.trainable_layers, 0)
+    if config.method.trainable_layers is not None and config.method.name == "lora":
+        raise ValueError("method.trainable_layers freezes the lower layers of a full fine-tune; with method.name=lora leave it unset")
+    if config.kind == "reward":
+        if config.data.packing:
+            raise ValueError("kind=reward scores whole conversations, one per row; set data.packing=false")
+        if config.data.swap_probability > 0:
+            raise ValueError("kind=reward never sees two answers in one input, so swapping them changes nothing; set data.swap_probability=0")
     _choice("optim.schedule", config.optim.schedule, SCHEDULE_CHOICES)
     _choice("parallel.fsdp.sharding", config.parallel.fsdp.sharding, FSDP_SHARDING_CHOICES)
     _choice("parallel.fsdp.state_dict_type", config.parallel.fsdp.state_dict_type, FSDP_STATE_DICT_CHOICES)

@@ -62,8 +62,13 @@ def tokenizer_name(config: TrainConfig) -> str:
 def build_model(config: TrainConfig):
     """The model to train: loaded by :func:`load_model`, LoRA-wrapped when ``method.name`` is lora, with
     per-sample sdpa attention when ``data.packing`` is on (:func:`judgetrain.data.packing.use_packed_sdpa`)."""
-    model = load_model(config.model.path, dtype=config.model.dtype, attention=config.model.attention,
-                       trust_remote_code=config.model.trust_remote_code)
+    if config.kind == "reward":
+        from judgetrain.reward.train import build_reward_model
+
+        model = build_reward_model(config)
+    else:
+        model = load_model(config.model.path, dtype=config.model.dtype, attention=config.model.attention,
+                           trust_remote_code=config.model.trust_remote_code)
     if config.model.path in (TINY_MODEL, EMBEDDED_MODEL):
         # Saved adapters then name the base by the portable name load_model resolves, not a cache path.
         model.name_or_path = config.model.path
@@ -74,13 +79,18 @@ def build_model(config: TrainConfig):
         # sdpa would attend over each whole packed row under a block-diagonal mask; this runs it per sample.
         if use_packed_sdpa(model):
             logger.info("packing: sdpa attention runs per packed sample (%s)", model.config._attn_implementation)
+    if config.method.trainable_layers is not None:
+        from judgetrain.reward.train import freeze_lower_layers
+
+        freeze_lower_layers(model, config.method.trainable_layers)
     if config.method.name == "lora":
         from peft import LoraConfig, get_peft_model
 
         lora = config.method.lora
         targets = lora.target_modules
         peft_config = LoraConfig(
-            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none", task_type="CAUSAL_LM",
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
+            task_type="SEQ_CLS" if config.kind == "reward" else "CAUSAL_LM",
             target_modules="all-linear" if targets == ["all-linear"] else list(targets),
         )
         model = get_peft_model(model, peft_config)
@@ -169,6 +179,8 @@ def build_training_args(config: TrainConfig, *, has_eval: bool, packed: bool, mo
         ddp_backend="gloo" if world_size > 1 and not cuda else None,
         deepspeed=parallel.deepspeed_config_path(config),
         dataloader_num_workers=0,
+        # Reward rows hold chosen / rejected ids that the collator turns into model inputs.
+        remove_unused_columns=config.kind != "reward",
         **fsdp_kwargs,
     )
 
@@ -193,6 +205,20 @@ class JudgeTrainer(Trainer):
         return sampler
 
 
+class RewardTrainer(JudgeTrainer):
+    """The Trainer of a reward judge: the Bradley-Terry loss over the pairs of each micro-batch
+    (:func:`judgetrain.reward.loss.bradley_terry_loss`). The loss is a per-pair mean, so the Trainer
+    divides it by the accumulation steps and DDP averages it over processes: the mean over the pairs
+    of the global batch, every micro-batch holding the same number of pairs."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        from judgetrain.reward.loss import bradley_terry_loss, pair_rewards
+
+        chosen, rejected = pair_rewards(model, inputs)
+        loss = bradley_terry_loss(chosen, rejected)
+        return (loss, {"chosen": chosen, "rejected": rejected}) if return_outputs else loss
+
+
 def build_trainer(config: TrainConfig, model, tokenizer, data: TrainData, args, *, revision: str | None = None,
                   callbacks: list | None = None):
     """The Trainer of a run, with the set-epoch, stdout and checkpoint-record callbacks."""
@@ -204,9 +230,13 @@ def build_trainer(config: TrainConfig, model, tokenizer, data: TrainData, args, 
     if config.logging.stdout:
         run_callbacks.append(StdoutLogCallback())
     run_callbacks.extend(callbacks or [])
-    trainer = JudgeTrainer(model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.eval_dataset,
-                           data_collator=data.data_collator, processing_class=tokenizer, callbacks=run_callbacks,
-                           compute_loss_func=judgment_token_loss)
+    if config.kind == "reward":
+        trainer = RewardTrainer(model=model, args=args, train_dataset=data.train_dataset, data_collator=data.data_collator,
+                                processing_class=tokenizer, callbacks=run_callbacks)
+    else:
+        trainer = JudgeTrainer(model=model, args=args, train_dataset=data.train_dataset, eval_dataset=data.eval_dataset,
+                               data_collator=data.data_collator, processing_class=tokenizer, callbacks=run_callbacks,
+                               compute_loss_func=judgment_token_loss)
     trainer.pair_symmetric = data.pair_symmetric
     if config.logging.stdout:
         trainer.remove_callback(PrinterCallback)
@@ -232,7 +262,12 @@ def train(config: TrainConfig, *, callbacks: list | None = None) -> TrainResult:
     set_seed(config.optim.seed)
 
     tokenizer = load_tokenizer(tokenizer_name(config))
-    data = build_train_data(config.data, tokenizer, tokenizer_name=tokenizer_name(config), seed=config.optim.seed)
+    if config.kind == "reward":
+        from judgetrain.reward.train import build_reward_data
+
+        data = build_reward_data(config, tokenizer, seed=config.optim.seed)
+    else:
+        data = build_train_data(config.data, tokenizer, tokenizer_name=tokenizer_name(config), seed=config.optim.seed)
 
     # TrainingArguments before the model: under DeepSpeed ZeRO-3 that makes from_pretrained load the
     # weights already sharded; FSDP only needs the decoder layer class, read from weightless modules.
@@ -244,7 +279,11 @@ def train(config: TrainConfig, *, callbacks: list | None = None) -> TrainResult:
     parallel.init_deepspeed_comm(config)
     model = build_model(config)
     callbacks = list(callbacks or [])
-    if config.eval.judge.num_samples:
+    if config.eval.judge.num_samples and config.kind == "reward":
+        from judgetrain.reward.train import RewardAgreementCallback
+
+        callbacks.append(RewardAgreementCallback.from_config(config, tokenizer, data))
+    elif config.eval.judge.num_samples:
         from judgetrain.train.judge_eval import JudgeAgreementCallback
 
         callbacks.append(JudgeAgreementCallback.from_config(config, tokenizer, data))
@@ -262,9 +301,24 @@ def train(config: TrainConfig, *, callbacks: list | None = None) -> TrainResult:
 
     # ---- save ----
     final_dir = save_final(trainer, config, manifest_hashes=data.manifest_hashes, revision=revision)
+    if config.kind == "reward" and data.held_out_samples and trainer.is_world_process_zero():
+        _choose_reward_tie_margin(trainer.model, tokenizer, data.held_out_samples, final_dir, config)
     return TrainResult(final_dir=final_dir, global_step=trainer.state.global_step, train_loss=float(output.training_loss),
                        log_history=list(trainer.state.log_history), distributed_type=distributed_type,
                        resumed_from=resumed_from, data_stats=data.stats)
 
 
-__all__ = ["TrainResult", "train", "build_model", "build_training_args", "build_trainer", "tokenizer_name"]
+def _choose_reward_tie_margin(model, tokenizer, held_out, final_dir: Path, config: TrainConfig) -> None:
+    """Pick a reward judge's tie margin on the held-out pairs and keep it beside the final model."""
+    from judgetrain.reward.judge import LocalRewardScorer, RewardJudge
+    from judgetrain.reward.margin import choose_reward_tie_margin, save_tie_margin
+
+    scorer = LocalRewardScorer(model, tokenizer, batch_size=config.eval.judge.batch_size, max_seq_len=config.data.max_seq_len)
+    record = choose_reward_tie_margin(RewardJudge(scorer), held_out, source=f"{len(held_out)} held-out training samples")
+    if record is not None:
+        save_tie_margin(final_dir, record)
+        logger.warning("tie margin %.2f (accuracy %.3f on %d held-out pairs, %d ties)", record["tie_margin"], record["accuracy"],
+                       record["num_pairs"], record["num_ties"])
+
+
+__all__ = ["TrainResult", "train", "RewardTrainer", "build_model", "build_training_args", "build_trainer", "tokenizer_name"]

@@ -39,7 +39,8 @@ def raw_rows(path: Path) -> list[dict]:
 def test_every_registered_source_has_a_reader():
     from data_prep import SOURCES
 
-    assert set(SOURCES) == {"judgelm", "autoj", "pandalm", "prometheus", "llmbar", "judgebench", "mtbench", "jsonl", "pairs-from-grades"}
+    assert set(SOURCES) == {"judgelm", "alpaca_eval", "autoj", "pandalm", "prometheus", "llmbar", "judgebench", "mtbench", "jsonl",
+                            "pairs-from-grades"}
     for name, module in SOURCES.items():
         assert callable(importlib.import_module(module).read), name
 
@@ -484,3 +485,31 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.jsonl"]  # no temp file left behind
     write_text_atomic(target, "new\n")
     assert target.read_text(encoding="utf-8") == "new\n"
+
+
+# --- AlpacaEval --------------------------------------------------------------------------------
+
+
+def test_alpaca_eval_annotations_counts_winners_and_bad_rows(shared_data):
+    directory = shared_data / "alpaca_eval"
+    with pytest.raises(ValueError, match=r"annotations\.json: record \d+: preference: .* got 0\.0 \(0 or null: the annotator gave no usable verdict\)"):
+        read("alpaca_eval", directory)
+    samples, report = read("alpaca_eval", directory, on_bad_row="skip")
+    # PROVENANCE: 15,295 rows; output_2 preferred 11,389, output_1 3,812, tie 15, unusable 79.
+    assert report.rows_read == 15295 and report.rows_skipped == 79 and len(samples) == 15216
+    assert winners(samples, "gpt4") == Counter({"B": 11389, "A": 3812, "tie": 15})
+    first = samples[0]
+    assert first.answers[0].model == "text_davinci_003" and first.meta["annotator"] == "alpaca_eval_gpt4"
+    # Every model's row for one instruction shares its split group, so a dev split by group never leaks it.
+    same = [s for s in samples if s.question == first.question]
+    assert len(same) > 10 and len({s.meta["split_group"] for s in same}) == 1
+
+
+def test_alpaca_eval_preference_values():
+    from data_prep.alpaca_eval import winner_of
+    from judgetrain.data.io import RowError
+
+    assert [winner_of(v) for v in (1, 2.0, "1.5", "2")] == ["A", "B", "tie", "B"]
+    for bad in (0, 0.0, None, "x", 3):
+        with pytest.raises(RowError):
+            winner_of(bad)

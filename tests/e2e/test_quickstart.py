@@ -1,13 +1,17 @@
-"""`judgetrain quickstart --tiny` end to end: data, eval before/after, LoRA training, export, serve, summary."""
+"""`judgetrain quickstart --tiny` end to end, for both judge kinds: data, eval before/after, training
+(a reward judge, or LoRA on a generative one), export, serve, summary."""
 
 import json
+
+import pytest
 
 from judgetrain.cli import main
 
 
-def test_quickstart_tiny(tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["reward", "generative"])
+def test_quickstart_tiny(tmp_path, capsys, kind):
     out = tmp_path / "qs"
-    assert main(["quickstart", "--tiny", "--out", str(out)]) == 0
+    assert main(["quickstart", "--tiny", "--kind", kind, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
 
     # The summary table, with both evaluations beside the two baselines.
@@ -31,7 +35,13 @@ def test_quickstart_tiny(tmp_path, capsys):
 
     card = json.loads((out / "judge" / "judge_card.json").read_text())
     assert card["format"]["template"] == results["template"] and card["evaluation"][0]["metrics"] == results["rows"]["after training"]
-    assert (out / "judge" / "model.safetensors").is_file() and (out / "run" / "final" / "adapter_config.json").is_file()
+    assert (out / "judge" / "model.safetensors").is_file()
     served = results["served_example"]
     assert served["url"].startswith("http://127.0.0.1:") and served["both_orders"]["policy"] == "tie"
+    if kind == "generative":
+        assert (out / "run" / "final" / "adapter_config.json").is_file()
+    else:
+        # A reward judge's orders cannot disagree: each answer is scored alone.
+        assert card["kind"] == "reward" and results["rows"]["after training"]["swap_consistency"] == 1.0
+        assert served["both_orders"]["by_construction"] is True
     assert "# judgetrain quickstart" in (out / "report.md").read_text()
