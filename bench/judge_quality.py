@@ -160,12 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench" / "judge_quality")
     parser.add_argument("--max-steps", type=int, default=None, help="override the recipe's optimizer steps (a shorter run)")
     parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
+    parser.add_argument("--before-benchmarks", default=None,
+                        help="the benchmarks the untrained model is judged on (default: all of --benchmarks)")
     parser.add_argument("--skip-train", action="store_true", help="reuse the run already under --out (evaluate only)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     benchmarks = [b for b in args.benchmarks.split(",") if b]
+    before_benchmarks = benchmarks if args.before_benchmarks is None else [b for b in args.before_benchmarks.split(",") if b]
 
     from judgetrain.train.config import load_config, save_config
 
@@ -228,18 +231,22 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"recipe": str(args.recipe), "max_steps": steps, "kind": kind, "tie_margin": tie_margin,
                      "tie_margin_source": (card.get("reward") or {}).get("tie_margin_source"), "benchmarks": {}, "curve": {}}
     for benchmark in benchmarks:
-        entry = {"baselines": baselines(benchmark, args.data_dir)}
-        entry["before"] = evaluate(benchmark, make_judge(before_dir, kind=kind, tie_margin=0.0, max_seq_len=max_seq_len, memo=memo),
-                                   args.data_dir)
+        entry = {"baselines": baselines(benchmark, args.data_dir), "before": None}
+        if benchmark in before_benchmarks:
+            entry["before"] = evaluate(benchmark, make_judge(before_dir, kind=kind, tie_margin=0.0, max_seq_len=max_seq_len,
+                                                             memo=memo), args.data_dir)
         entry["after"] = evaluate(benchmark, make_judge(final, kind=kind, tie_margin=tie_margin, max_seq_len=max_seq_len, memo=memo),
                                   args.data_dir)
         entry["after_no_tie_margin"] = evaluate(benchmark, make_judge(final, kind=kind, tie_margin=0.0, max_seq_len=max_seq_len,
                                                                       memo=memo), args.data_dir)
         results["benchmarks"][benchmark] = entry
-        print(f"judged {benchmark}: {entry['after']['seconds']:.0f} s after training", flush=True)
+        print(f"judged {benchmark}: {entry['after']['seconds']:.0f} s after training; "
+              f"{HEADLINE[benchmark]} {fmt(entry['after']['metrics'][HEADLINE[benchmark]])}", flush=True)
+        (out / "quality.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if CURVE_BENCHMARK in benchmarks:
         metric = HEADLINE[CURVE_BENCHMARK]
-        curve = {0.0: results["benchmarks"][CURVE_BENCHMARK]["before"]["metrics"][metric]}
+        before_curve = results["benchmarks"][CURVE_BENCHMARK]["before"]
+        curve = {0.0: before_curve["metrics"][metric]} if before_curve else {}
         for step in curve_steps:
             checkpoint = run_dir / f"checkpoint-{step}"
             judged = evaluate(CURVE_BENCHMARK, make_judge(checkpoint, kind=kind, tie_margin=tie_margin, max_seq_len=max_seq_len,
@@ -260,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{benchmark} ({base['num_items']} items), {metric}:")
         print(f"  {'judge':<28} {metric:<28} {'swap consistency':<18} parse failures")
         for label, key in (("before training", "before"), ("after training", "after"), ("after, tie margin 0", "after_no_tie_margin")):
+            if entry[key] is None:
+                print(f"  {label:<28} (not judged: --before-benchmarks)")
+                continue
             figures = entry[key]["metrics"]
             print(f"  {label:<28} {fmt(figures.get(metric)):<28} {fmt(figures.get('consistency')):<18} "
                   f"{fmt(figures.get('parse_failure_rate'))}")

@@ -471,7 +471,8 @@ def judge_card_format(judge_spec: str) -> str | None:
     data = json.loads(card.read_text(encoding="utf-8"))
     value = data.get("format") or data.get("template")
     if isinstance(value, dict):
-        value = value.get("name")
+        # export writes format.template; "name" is read too, for hand-written cards.
+        value = value.get("template") or value.get("name")
     return value if isinstance(value, str) else None
 
 

@@ -194,3 +194,14 @@ def test_a_served_reward_export_scores_on_pooling_and_the_url_judge_matches_the_
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_eval_reads_the_template_and_kind_of_a_card(tmp_path):
+    from eval.runner import judge_card_format, judge_card_kind
+
+    (tmp_path / "judge_card.json").write_text(json.dumps({"format": {"template": "pandalm-v1"}}), encoding="utf-8")
+    assert judge_card_format(str(tmp_path)) == "pandalm-v1" and judge_card_kind(str(tmp_path)) == "generative"
+    (tmp_path / "judge_card.json").write_text(json.dumps({"kind": "reward", "format": {"template": "reward-chat-v1"}}),
+                                              encoding="utf-8")
+    assert judge_card_kind(str(tmp_path)) == "reward"
+    assert judge_card_format(str(tmp_path / "nowhere")) is None
