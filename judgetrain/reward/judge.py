@@ -78,7 +78,14 @@ class LocalRewardScorer:
         else:
             if tokenizer is None:
                 raise ValueError("LocalRewardScorer: a loaded model needs its tokenizer (tokenizer=...)")
-            self.model, self.tokenizer, self.autocast = model_or_path, tokenizer, False
+            from judgetrain.judging.backends.transformers_backend import resolve_dtype
+
+            self.model, self.tokenizer = model_or_path, tokenizer
+            if device is not None:
+                self.model.to(device)
+            model_device = next(self.model.parameters()).device
+            # A live fp32 model (training's, for the tie margin) is scored under the same autocast.
+            self.autocast = next(self.model.parameters()).dtype == torch.float32 and resolve_dtype(dtype, model_device) == "bf16"
             self.model_id = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
         if getattr(self.model.config, "num_labels", 1) != 1:
             raise ValueError(f"{self.model_id}: a reward model has one output, this one has {self.model.config.num_labels}")
