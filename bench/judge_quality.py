@@ -36,7 +36,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # eval/ is a top-level package of the checkout
+    sys.path.insert(0, str(REPO_ROOT))  # the plugin packages sit at the top of the checkout
 
 import numpy as np  # noqa: E402
 
@@ -119,7 +119,7 @@ def make_judge(model_dir: Path, *, kind: str, tie_margin: float, max_seq_len: in
 
 
 def evaluate(benchmark: str, judge, data_dir: Path) -> dict:
-    from eval.runner import run_benchmark
+    from judgetrain_eval.runner import run_benchmark
 
     started = time.perf_counter()
     result = run_benchmark(benchmark, judge=judge, data_dir=data_dir, num_resamples=NUM_RESAMPLES)
@@ -129,7 +129,7 @@ def evaluate(benchmark: str, judge, data_dir: Path) -> dict:
 
 def baselines(benchmark: str, data_dir: Path) -> dict:
     """Majority-class and longer-answer-wins figures of a benchmark, with bootstrap intervals."""
-    from eval.runner import get_benchmark
+    from judgetrain_eval.runner import get_benchmark
 
     spec = get_benchmark(benchmark)
     samples = spec.load(None, data_dir)

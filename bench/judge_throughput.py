@@ -3,7 +3,7 @@
     python bench/judge_throughput.py [--num-pairs 24] [--batch-size 8] [--baseline-max-new-tokens 128]
 
 Data: the first ``--num-pairs`` pairs of the PandaLM human-annotated test set
-(../shared/data/pandalm/testset-v1.json, read by ``data_prep/pandalm.py``), shortest first so the
+(../shared/data/pandalm/testset-v1.json, read by ``judgetrain_data_prep/pandalm.py``), shortest first so the
 run fits in minutes. Model: the embedded SmolLM2-135M-Instruct. Template: ``judgelm-v1`` (the verdict,
 "s1 s2", is the first line).
 
@@ -29,11 +29,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # data_prep is a top-level package of the checkout
+    sys.path.insert(0, str(REPO_ROOT))  # the plugin packages sit at the top of the checkout
 
 import torch  # noqa: E402
 
-from data_prep import pandalm  # noqa: E402
+from judgetrain_data_prep import pandalm  # noqa: E402
 from judgetrain.data.io import ReadReport  # noqa: E402
 from judgetrain.judging import Judge  # noqa: E402
 from judgetrain.judging.backends.base import Decoding  # noqa: E402

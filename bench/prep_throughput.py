@@ -26,9 +26,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # data_prep is a top-level package of the checkout
+    sys.path.insert(0, str(REPO_ROOT))  # the plugin packages sit at the top of the checkout
 
-from data_prep import judgelm  # noqa: E402
+from judgetrain_data_prep import judgelm  # noqa: E402
 from judgetrain.data.io import ReadReport, write_samples  # noqa: E402
 
 TARGET_ROWS_PER_MINUTE = 100_000

@@ -3,7 +3,7 @@
     python bench/train_throughput.py [--num-samples 12] [--steps 2]
 
 Samples: the shortest PandaLM test pairs among the first 200 (../shared/data/pandalm/testset-v1.json,
-read by data_prep.pandalm), so that each step's samples pack into the same rows, rendered in the JudgeLM
+read by judgetrain_data_prep.pandalm), so that each step's samples pack into the same rows, rendered in the JudgeLM
 template (judgelm-v1). PandaLM gives a human-majority winner but no scores, so the JudgeLM
 score line of the target is written from the winner (8 3 / 3 8 / 5 5); the prompt, the two answers
 and the target length are the real ones. The same samples and the same number of optimizer steps run
@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from data_prep import pandalm  # noqa: E402
+from judgetrain_data_prep import pandalm  # noqa: E402
 from judgetrain.data.io import ReadReport  # noqa: E402
 from judgetrain.types import Label  # noqa: E402
 

@@ -2,7 +2,8 @@
 
 Each subcommand module exposes ``configure(parser)`` (adds its arguments) and ``run(args) -> int``.
 Modules are imported only when their subcommand runs, so ``judgetrain formats`` does not pay for
-importing torch. Benchmarks (``eval``) and MT-bench live outside the library and are found by name.
+importing torch. More subcommands come from plugins (entry-point group ``judgetrain.commands``, see
+:mod:`judgetrain.plugins`): judgetrain's benchmarks package brings ``eval`` and ``mtbench`` that way.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from judgetrain import plugins
+
 # name -> (module implementing it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "formats": ("judgetrain.formats.cli", "list the judge formats and print a rendered example"),
@@ -18,8 +21,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("judgetrain.train.cli", "train a judge from a recipe (one process; use torchrun for more)"),
     "judge": ("judgetrain.judging.cli", "judge samples with a model or an API and write judgments"),
     "label": ("judgetrain.judging.label_cli", "ask a teacher model for judgments to build a training set"),
-    "eval": ("eval.cli", "evaluate a judge or a predictions file on a benchmark"),
-    "mtbench": ("eval.mtbench.cli", "MT-bench: generate answers, judge them, show results, agreement"),
     "export": ("judgetrain.export", "export a checkpoint as a judge: merged safetensors + judge card"),
     "serve": ("judgetrain.serve", "serve a judge over an OpenAI-compatible HTTP API (CPU / development)"),
     "quickstart": ("judgetrain.quickstart", "the whole day on the embedded SmolLM2: prep, train, eval, export, serve"),
@@ -27,8 +28,19 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _help_lines() -> dict[str, str]:
+    """Every subcommand's one-line help: the table's, then each plugin module's ``HELP``."""
+    lines = {name: help_text for name, (_, help_text) in SUBCOMMANDS.items()}
+    for name in plugins.names(plugins.COMMANDS):
+        if name not in lines:  # a plugin cannot replace a built-in subcommand
+            lines[name] = getattr(plugins.load(plugins.COMMANDS, name), "HELP", f"(from {plugins.entry_point(plugins.COMMANDS, name).value})")
+    return lines
+
+
 def _find_module(name: str):
     """The module of a subcommand, or None when it is not built yet."""
+    if name not in SUBCOMMANDS:
+        return plugins.load(plugins.COMMANDS, name)
     module_name = SUBCOMMANDS[name][0]
     try:
         return importlib.import_module(module_name)
@@ -45,7 +57,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Only the chosen subcommand's module is imported; the others get a bare parser for --help.
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    for name, (_, help_text) in SUBCOMMANDS.items():
+    for name, help_text in _help_lines().items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
             module = _find_module(name)

@@ -1,7 +1,7 @@
 """What the browser shows, read from disk: evaluation run dirs and FastChat-layout MT-bench dirs.
 
 An evaluation run dir (``judgetrain eval --out``) holds ``results.json`` (config and metrics) and
-``judgments.jsonl`` (one :class:`eval.runner.ItemResult` row per item). The rows carry the labels,
+``judgments.jsonl`` (one :class:`judgetrain_eval.runner.ItemResult` row per item). The rows carry the labels,
 the verdicts of both orders, the raw judge texts, every judge call with its prompt, and the item's
 question, answers and reference, so a run dir is read on its own. Rows written before the texts were
 recorded lack them; for those the texts are read back from the benchmark's own data (the benchmark
@@ -16,12 +16,12 @@ schema (``model_a``, ``model_b``, ``winner``) are read as pair judgments too.
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from judgetrain import plugins
 from judgetrain.data.io import read_jsonl
 
 RESULTS_FILE = "results.json"
@@ -163,8 +163,7 @@ class Run:
     def _load_texts(self) -> dict[str, ItemTexts]:
         config = self.results.get("config", {})
         try:
-            registry = importlib.import_module("eval.runner")
-            bench = registry.get_benchmark(self.benchmark)
+            bench = plugins.benchmark(self.benchmark)
             samples = bench.load(config.get("data"), None, limit=config.get("limit"), options=config.get("options") or None)
         except Exception as err:  # noqa: BLE001 - any failure to re-read the data leaves the prompt as the text
             self.texts_note = f"the benchmark data could not be read ({type(err).__name__}: {err}); showing the prompt the judge saw"

@@ -5,8 +5,8 @@
                     [--tokenizer PATH --max-seq-len N] [--num-proc N]
     judgetrain prep stats DIR
 
-The reader of ``--source`` is found by name in ``data_prep.SOURCES`` (imported with importlib; the
-library never imports ``data_prep`` statically). Everything is written into a staging directory that
+The reader of ``--source`` is found by name in the ``judgetrain.readers`` registry (:mod:`judgetrain.plugins`);
+the library never imports a reader package itself. Everything is written into a staging directory that
 replaces ``--out`` only once the manifest is written, so ``--out`` is always a complete prepared dir
 (``manifest.json``, ``samples/shard-*.jsonl`` and, with ``--tokenizer``, ``tokenized/``).
 """
@@ -14,8 +14,6 @@ replaces ``--out`` only once the manifest is written, so ``--out`` is always a c
 from __future__ import annotations
 
 import argparse
-import difflib
-import importlib
 import json
 import logging
 import os
@@ -26,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from judgetrain import plugins
 from judgetrain.data.io import (
     MANIFEST_FILE,
     ON_BAD_ROW_CHOICES,
@@ -43,14 +42,13 @@ from judgetrain.types import JudgeSample
 
 logger = logging.getLogger(__name__)
 
-SOURCES_MODULE = "data_prep"
 MAX_SKIPPED_IDS_IN_MANIFEST = 20
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=["stats"], help="`stats DIR`: describe a prepared dir instead of preparing one")
     parser.add_argument("prepared_dir", nargs="?", help="the prepared dir `stats` describes")
-    parser.add_argument("--source", help="the dataset's reader (see data_prep.SOURCES): judgelm, autoj, pandalm, prometheus, llmbar, judgebench, mtbench, jsonl, pairs-from-grades")
+    parser.add_argument("--source", help="the dataset's reader (a judgetrain.readers entry point): judgelm, autoj, pandalm, prometheus, llmbar, judgebench, mtbench, jsonl, pairs-from-grades")
     parser.add_argument("--input", help="a JSONL / JSON / parquet file, a directory of them, or a Hugging Face dataset id")
     parser.add_argument("--split", help="the hub split to read (or, for a local directory, the files named after it)")
     parser.add_argument("--out", help="the prepared dir to write (replaced if it exists)")
@@ -72,16 +70,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def load_reader(source: str):
-    """The reader module of ``source``, found by name in ``data_prep.SOURCES``."""
-    try:
-        sources = importlib.import_module(SOURCES_MODULE).SOURCES
-    except ModuleNotFoundError:
-        raise ValueError("the data_prep readers are not importable: run from the judgetrain checkout or `pip install -e .`") from None
-    if source not in sources:
-        close = difflib.get_close_matches(source, sources, n=2)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown --source {source!r}.{hint} Sources: {', '.join(sorted(sources))}")
-    return importlib.import_module(sources[source])
+    """The reader module of ``source``, found in the ``judgetrain.readers`` registry (:mod:`judgetrain.plugins`)."""
+    return plugins.reader(source)
 
 
 def _key_values(entries: list[str], flag: str) -> dict[str, str]:

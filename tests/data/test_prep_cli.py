@@ -101,7 +101,7 @@ def test_reader_options_and_field_mapping_from_the_command_line(shared_data, tmp
 
 
 def test_swap_augmentation_is_materialised_and_recorded(tmp_path):
-    from data_prep.judgelm import read as read_judgelm
+    from judgetrain_data_prep.judgelm import read as read_judgelm
     from judgetrain.data.io import ReadReport
 
     originals = list(read_judgelm(str(FIXTURES / "judgelm_100k_sample.jsonl"), report=ReadReport()))

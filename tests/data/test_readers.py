@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from collections import Counter
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from judgetrain import plugins
 from judgetrain.data.io import ReadReport, iter_hub_rows, iter_rows, local_row_files, read_samples, write_samples, write_manifest, read_manifest
 from judgetrain.types import JudgeSample
 
@@ -17,10 +17,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "assets" / "fixtures"
 
 
 def read(source: str, input, **options) -> tuple[list[JudgeSample], ReadReport]:
-    from data_prep import SOURCES
-
     report = ReadReport(source=source)
-    samples = list(importlib.import_module(SOURCES[source]).read(str(input), report=report, **options))
+    samples = list(plugins.reader(source).read(str(input), report=report, **options))
     return samples, report
 
 
@@ -37,12 +35,15 @@ def raw_rows(path: Path) -> list[dict]:
 
 
 def test_every_registered_source_has_a_reader():
-    from data_prep import SOURCES
-
-    assert set(SOURCES) == {"judgelm", "alpaca_eval", "autoj", "pandalm", "prometheus", "llmbar", "judgebench", "mtbench", "jsonl",
+    sources = plugins.names(plugins.READERS)
+    assert set(sources) == {"judgelm", "alpaca_eval", "autoj", "pandalm", "prometheus", "llmbar", "judgebench", "mtbench", "jsonl",
                             "pairs-from-grades"}
-    for name, module in SOURCES.items():
-        assert callable(importlib.import_module(module).read), name
+    for name in sources:
+        module = plugins.reader(name)
+        assert module.__name__.startswith("judgetrain_data_prep."), name
+        assert callable(module.read), name
+    with pytest.raises(ValueError, match=r"unknown data source \(--source\) 'pandalmm'\. Did you mean pandalm"):
+        plugins.reader("pandalmm")
 
 
 # --- PandaLM -----------------------------------------------------------------------------------
@@ -94,15 +95,14 @@ def test_autoj_pairwise_test_counts_and_labels(shared_data):
 
 
 def test_autoj_single_training_reads_query_and_response_out_of_the_prompt(shared_data):
-    from data_prep.autoj import SINGLE_PROMPT
-
+    single_prompt = json.loads((FIXTURES / "autoj_prompts.json").read_text(encoding="utf-8"))["single"]
     path = shared_data / "auto-j" / "training" / "single_traindata.jsonl"
     samples, report = read("autoj", path)
     assert len(samples) == 960 and report.schemas == {"autoj-single-train": 960}
     for sample, row in zip(samples, raw_rows(path)):
         assert sample.protocol == "single"
         # The parsed query and response rebuild the published prompt byte for byte.
-        assert SINGLE_PROMPT.format(prompt=sample.question, response=sample.answers[0].text) == row["usrmsg"]
+        assert single_prompt.format(prompt=sample.question, response=sample.answers[0].text) == row["usrmsg"]
         assert sample.judgment == row["target_output"]
         rating = float(re.findall(r"Rating: \[\[([\d.]+)\]\]", row["target_output"])[-1])
         assert sample.labels["gpt4"].scores == (rating,) == (float(row["pred_score"]),)
@@ -169,7 +169,7 @@ def test_judgebench_sizes_and_objective_labels(shared_data, model, size):
 
 
 def _prometheus_prompt(head: str, sample: JudgeSample, answer: int = 0) -> str:
-    from data_prep import prometheus as p
+    from judgetrain_data_prep import prometheus as p
 
     out = head + p.INSTRUCTION_HEADER + sample.question + "\n\n" + p.RESPONSE_HEADER + sample.answers[answer].text + "\n\n"
     if sample.reference is not None:
@@ -179,7 +179,7 @@ def _prometheus_prompt(head: str, sample: JudgeSample, answer: int = 0) -> str:
 
 @pytest.mark.parametrize("name", ["mt_bench_eval.json", "vicuna_eval.json"])
 def test_prometheus_absolute_sets(shared_data, name):
-    from data_prep.prometheus import INSTRUCTION_HEADER
+    from judgetrain_data_prep.prometheus import INSTRUCTION_HEADER
 
     path = shared_data / "prometheus-eval" / name
     samples, report = read("prometheus", path)
@@ -197,7 +197,7 @@ def test_prometheus_absolute_sets(shared_data, name):
 
 
 def test_prometheus_hhh_pairs_chosen_first(shared_data):
-    from data_prep.prometheus import INSTRUCTION_HEADER
+    from judgetrain_data_prep.prometheus import INSTRUCTION_HEADER
 
     path = shared_data / "prometheus-eval" / "hhh_alignment_eval.json"
     samples, report = read("prometheus", path)
@@ -461,14 +461,22 @@ def test_manifest_hash_ignores_creation_time(tmp_path):
     assert a["manifest_hash"] == b["manifest_hash"] != c["manifest_hash"]
 
 
-def test_the_library_finds_readers_by_name_only():
+def test_the_library_imports_no_plugin_package():
+    """Readers and benchmarks reach the library only through the entry-point registry: no module under
+    judgetrain/ imports them, statically or by a module-name string."""
     import ast
 
+    plugin_packages = ("judgetrain_data_prep", "judgetrain_eval")
     library = Path(__file__).resolve().parents[2] / "judgetrain"
+    checked = 0
     for path in library.rglob("*.py"):
+        checked += 1
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not any(n == "data_prep" or n.startswith("data_prep.") for n in names), f"{path} imports data_prep"
+            assert not any(n.split(".")[0] in plugin_packages for n in names), f"{path} imports {names}"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not any(re.match(rf"{p}(\.|$)", node.value) for p in plugin_packages), f"{path} names the module {node.value!r}"
+    assert checked > 50
 
 
 def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
@@ -506,7 +514,7 @@ def test_alpaca_eval_annotations_counts_winners_and_bad_rows(shared_data):
 
 
 def test_alpaca_eval_preference_values():
-    from data_prep.alpaca_eval import winner_of
+    from judgetrain_data_prep.alpaca_eval import winner_of
     from judgetrain.data.io import RowError
 
     assert [winner_of(v) for v in (1, 2.0, "1.5", "2")] == ["A", "B", "tie", "B"]

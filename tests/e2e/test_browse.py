@@ -25,8 +25,8 @@ NO_BROWSER_REASON = ("needs Debian's headless browser: apt-get install -y chromi
 
 
 def _predictions_run(tmp: Path, name: str, shared_data: Path, verdicts: list[str]) -> Path:
-    from eval.report import write_run
-    from eval.runner import run_benchmark
+    from judgetrain_eval.report import write_run
+    from judgetrain_eval.runner import run_benchmark
 
     ids = [json.loads(line)["id"] for line in (tmp / "tiny-run" / "judgments.jsonl").read_text().splitlines()]
     predictions = tmp / f"{name}.jsonl"
@@ -81,8 +81,8 @@ def browse_url(tmp_path_factory, shared_data):
     """Three pandalm-test runs on the same items (the tiny judge, an oracle predictions file, and the
     oracle with one verdict changed), the tiny judge's run moved away from its benchmark data, an
     MT-bench dir, and `judgetrain browse` serving them."""
-    from eval.report import write_run
-    from eval.runner import run_benchmark
+    from judgetrain_eval.report import write_run
+    from judgetrain_eval.runner import run_benchmark
 
     tmp = tmp_path_factory.mktemp("browse")
     tiny = run_benchmark("pandalm-test", judge="tiny", format_name="judgelm-v1", data_dir=shared_data,
@@ -159,7 +159,7 @@ def test_filter_open_item_and_screenshot(browse_url, browser, shared_data):
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == f"Item {row.id}")
     assert _text(browser, "h1") == f"Item {row.id}"
     page = browser.find_element(By.TAG_NAME, "main").text
-    from eval.runner import get_benchmark
+    from judgetrain_eval.runner import get_benchmark
 
     sample = next(s for s in get_benchmark("pandalm-test").load(None, shared_data, limit=LIMIT_ITEMS) if s.id == row.id)
     assert _text(browser, "#texts-source") == "question and answers from judgments.jsonl"
@@ -179,7 +179,7 @@ def test_run_dir_without_its_benchmark_data(browse_url, browser, shared_data):
     (recorded in judgments.jsonl); a row without them falls back to the prompt the judge saw."""
     from selenium.webdriver.common.by import By
 
-    from eval.runner import get_benchmark
+    from judgetrain_eval.runner import get_benchmark
 
     url, rows = browse_url["url"], browse_url["tiny"].rows
     samples = {s.id: s for s in get_benchmark("pandalm-test").load(None, shared_data, limit=LIMIT_ITEMS)}

@@ -5,8 +5,10 @@ from collections import Counter
 
 import pytest
 
-from eval import BENCHMARKS
-from eval.runner import get_benchmark
+from judgetrain import plugins
+from judgetrain_eval.runner import get_benchmark
+
+BENCHMARKS = plugins.names(plugins.BENCHMARKS)
 
 # name -> (items, gold label distribution, items per group). Counts are those PROVENANCE.md gives
 # for each file (PandaLM's majority reproduces its README's 105 / 422 / 472).

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.mtbench_human import gather_votes
-from eval.runner import get_benchmark
+from judgetrain_eval.mtbench_human import gather_votes
+from judgetrain_eval.runner import get_benchmark
 from judgetrain.cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "assets" / "fixtures"

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from eval.mtbench.answers import generate_answers
-from eval.mtbench.data import TEMPERATURE_CONFIG, load_questions, select_questions
+from judgetrain_eval.mtbench.answers import generate_answers
+from judgetrain_eval.mtbench.data import TEMPERATURE_CONFIG, load_questions, select_questions
 from judgetrain.cli import main
 from tests.eval.mtbench_helpers import CountingBackend
 

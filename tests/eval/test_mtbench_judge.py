@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from eval.mtbench import results
-from eval.mtbench.data import load_model_answers, load_questions, load_reference_answers, select_questions
-from eval.mtbench.judgment import judge_matches, make_matches, sample_of
+from judgetrain_eval.mtbench import results
+from judgetrain_eval.mtbench.data import load_model_answers, load_questions, load_reference_answers, select_questions
+from judgetrain_eval.mtbench.judgment import judge_matches, make_matches, sample_of
 from judgetrain import formats
 from judgetrain.cli import main
 from judgetrain.formats.mtbench import fastchat_prompts

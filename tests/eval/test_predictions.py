@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.runner import get_benchmark
+from judgetrain_eval.runner import get_benchmark
 from judgetrain.cli import main
 
 FLIP = {"A": "B", "B": "A", "tie": "tie"}
@@ -206,11 +206,11 @@ def test_compare_prints_runs_side_by_side(shared_data, tmp_path, capsys):
 
 
 def test_cli_lists_benchmarks_and_rejects_contradictory_options(shared_data, tmp_path, capsys):
-    from eval import BENCHMARKS
+    from judgetrain import plugins
 
     assert main(["eval", "--list"]) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in BENCHMARKS)
+    assert all(name in listed for name in plugins.names(plugins.BENCHMARKS))
     base = ["eval", "--benchmark", "llmbar-natural", "--data-dir", str(shared_data)]
     assert main([*base, "--predictions", "x.jsonl"]) == 1
     assert "--out" in capsys.readouterr().err

@@ -156,7 +156,7 @@ def test_tie_margin_is_chosen_on_held_out_pairs_exported_and_used_by_the_card_ju
 
 def test_eval_of_a_reward_export_judges_as_the_card_judge(tmp_path, shared_data):
     import judgetrain
-    from eval.runner import run_benchmark
+    from judgetrain_eval.runner import run_benchmark
     from judgetrain.export import export
 
     result = _train(tmp_path, [reward_sample(i, "A" if i % 2 else "B") for i in range(16)], "optim.max_steps=2")
@@ -197,7 +197,7 @@ def test_a_served_reward_export_scores_on_pooling_and_the_url_judge_matches_the_
 
 
 def test_eval_reads_the_template_and_kind_of_a_card(tmp_path):
-    from eval.runner import judge_card_format, judge_card_kind
+    from judgetrain_eval.runner import judge_card_format, judge_card_kind
 
     (tmp_path / "judge_card.json").write_text(json.dumps({"format": {"template": "pandalm-v1"}}), encoding="utf-8")
     assert judge_card_format(str(tmp_path)) == "pandalm-v1" and judge_card_kind(str(tmp_path)) == "generative"

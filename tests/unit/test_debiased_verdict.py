@@ -178,7 +178,7 @@ def test_the_tie_margin_of_the_card_is_the_one_used(export_dirs):
 
 
 def test_eval_runs_an_export_with_its_card_aggregation(export_dirs):
-    from eval.runner import get_benchmark, judge_factory
+    from judgetrain_eval.runner import get_benchmark, judge_factory
 
     judge_for, backend = judge_factory(str(export_dirs["huge-margin"]), "pandalm-v1", get_benchmark("pandalm-test"))
     try:

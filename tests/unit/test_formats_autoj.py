@@ -58,10 +58,14 @@ def test_prompt_layout_and_criteria_from_the_sample():
 
 def test_no_auto_j_prompt_text_is_shipped():
     # Auto-J has no licence: its prompt sentences must not appear in the package's prompts.
-    from data_prep.autoj import PAIRWISE_PROMPT, SINGLE_PROMPT
+    # (the reader of Auto-J's data, too: it finds the query and responses by their field markers)
+    import inspect
 
-    ours = PAIR.instruction + SINGLE.instruction + autoj.SYSTEM_PROMPT
-    for theirs in (PAIRWISE_PROMPT, SINGLE_PROMPT):
+    import judgetrain_data_prep.autoj as reader
+
+    prompts = json.loads((Path(__file__).parents[1] / "assets" / "fixtures" / "autoj_prompts.json").read_text(encoding="utf-8"))
+    ours = PAIR.instruction + SINGLE.instruction + autoj.SYSTEM_PROMPT + inspect.getsource(reader)
+    for theirs in prompts.values():
         for sentence in theirs.replace("\n", " ").split(". "):
             sentence = sentence.split("{")[0].strip()
             if len(sentence) > 40:
@@ -102,7 +106,7 @@ def test_target_prefers_the_judgment_and_checks_the_scale():
 
 def _read_autoj(path) -> list[JudgeSample]:
     report = ReadReport(source="autoj")
-    return list(importlib.import_module("data_prep.autoj").read(str(path), report=report))
+    return list(importlib.import_module("judgetrain_data_prep.autoj").read(str(path), report=report))
 
 
 def test_auto_j_single_training_targets_parse_to_their_rating(shared_data):

@@ -82,7 +82,7 @@ def test_label_target_parses_back(winner, texts, reason, reference):
 
 
 def _read(path) -> list[JudgeSample]:
-    return list(importlib.import_module("data_prep.pandalm").read(str(path), report=ReadReport(source="pandalm")))
+    return list(importlib.import_module("judgetrain_data_prep.pandalm").read(str(path), report=ReadReport(source="pandalm")))
 
 
 def test_targets_of_the_training_fixtures_are_pandalms_outputs():

@@ -33,7 +33,7 @@ def _sample(fmt, label: Label | None, texts=("What is 2 + 2?", "4", "5"), **chan
 
 
 def _read(path) -> list[JudgeSample]:
-    return list(importlib.import_module("data_prep.prometheus").read(str(path), report=ReadReport(source="prometheus")))
+    return list(importlib.import_module("judgetrain_data_prep.prometheus").read(str(path), report=ReadReport(source="prometheus")))
 
 
 def test_templates_and_attributes():

@@ -1,0 +1,90 @@
+"""``judgetrain eval``: score a judge, or a file of verdicts, on a benchmark; compare runs.
+
+    judgetrain eval --benchmark NAME --judge CHECKPOINT_DIR|EXPORT_DIR|openai:MODEL|tiny [--format NAME] [--limit N] --out DIR
+    judgetrain eval --benchmark NAME --predictions FILE [--predictions-swapped FILE] [--label-map SPEC] --out DIR
+    judgetrain eval compare RUN_DIR [RUN_DIR ...]
+    judgetrain eval --list
+"""
+
+from __future__ import annotations
+
+HELP = "evaluate a judge or a predictions file on a benchmark"
+
+import argparse
+import json
+import sys
+
+from judgetrain.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, PARSE_FAILURE_POLICIES
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__
+    parser.add_argument("words", nargs="*", metavar="compare RUN_DIR", help="`compare RUN_DIR...` prints runs side by side")
+    parser.add_argument("--benchmark", help="benchmark name (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--judge", help="checkpoint dir, export dir (judge card), openai:MODEL, or tiny")
+    parser.add_argument("--format", dest="format_name", help="judge template (default: the benchmark's, or the judge card's)")
+    parser.add_argument("--predictions", help="JSONL of verdicts, one row per item (id-aligned when rows have ids)")
+    parser.add_argument("--predictions-swapped", help="JSONL of verdicts on the swapped order (mapped back here)")
+    parser.add_argument("--label-map", help='translate verdict values, e.g. "0=A,1=B,2=tie" or "A>B=A,B>A=B,A=B=tie"')
+    parser.add_argument("--data", help="benchmark file / dir or hub id (default: the shared layout under --data-dir)")
+    parser.add_argument("--data-dir", help="root of the local benchmark files (default: $JUDGETRAIN_DATA_DIR or ./data)")
+    parser.add_argument("--scenario-groups", help="autoj-pairwise: Auto-J's scenario_group.json (or the Auto-J data dir)")
+    parser.add_argument("--limit", type=int, help="score only the first N items")
+    parser.add_argument("--parse-failures", choices=PARSE_FAILURE_POLICIES, default="wrong",
+                        help="count a parse failure as wrong (default) or exclude the item")
+    parser.add_argument("--bootstrap-resamples", type=int, default=DEFAULT_BOOTSTRAP_RESAMPLES,
+                        help="bootstrap resamples for the 95%% intervals (0: no intervals)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--max-new-tokens", type=int, help="judge generation budget (default: the judging default)")
+    parser.add_argument("--base-url", help="openai:MODEL judges: the API root up to /v1 (a vLLM or judgetrain serve server)")
+    parser.add_argument("--api-key-env", help="openai:MODEL judges: the environment variable holding the API key")
+    parser.add_argument("--out", help="run directory to write results.json, judgments.jsonl, report.md and plots into")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--print-json", action="store_true", help="print the headline metrics as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from judgetrain import plugins
+
+    if args.words:
+        if args.words[0] != "compare":
+            raise ValueError(f"unknown eval action {args.words[0]!r}; the only one is `compare RUN_DIR...`")
+        if len(args.words) < 2:
+            raise ValueError("`judgetrain eval compare` needs at least one RUN_DIR")
+        from judgetrain_eval.report import compare_runs
+
+        sys.stdout.write(compare_runs(args.words[1:]))
+        return 0
+    if args.list:
+        from judgetrain_eval.runner import get_benchmark
+
+        for name in plugins.names(plugins.BENCHMARKS):
+            bench = get_benchmark(name)
+            print(f"{name:20s} {bench.kind:10s} {bench.description}")
+        return 0
+    if not args.benchmark:
+        raise ValueError("--benchmark NAME is required (see `judgetrain eval --list`)")
+    if not args.out:
+        raise ValueError("--out DIR is required: the run's results, judgments and report are written there")
+    from judgetrain_eval.report import write_run
+    from judgetrain_eval.runner import run_benchmark
+
+    options = {"scenario_groups": args.scenario_groups} if args.scenario_groups else None
+    result = run_benchmark(
+        args.benchmark, judge=args.judge, predictions=args.predictions, predictions_swapped=args.predictions_swapped,
+        label_map=args.label_map, data=args.data, data_dir=args.data_dir, limit=args.limit,
+        format_name=args.format_name, policy=args.parse_failures, num_resamples=args.bootstrap_resamples,
+        seed=args.seed, max_new_tokens=args.max_new_tokens, options=options,
+        backend_options={"base_url": args.base_url, "api_key_env": args.api_key_env} if args.judge and args.judge.startswith("openai:") else None,
+    )
+    out = write_run(result, args.out, plots=not args.no_plots)
+    if args.print_json:
+        print(json.dumps(result.headline(), sort_keys=False))
+    else:
+        metrics = result.results["metrics"]
+        shown = ", ".join(f"{k}={v['value']:.3f}" for k, v in metrics.items() if k != "num_items" and v["value"] is not None)
+        print(f"{args.benchmark}: {int(metrics['num_items']['value'])} items; {shown}")
+        print(f"wrote {out}/results.json, judgments.jsonl, report.md")
+    return 0
