@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import importlib
 
-from judgetrain.formats.base import JudgeFormat, Message, swap_names
+from judgetrain.formats.base import DEFAULT_TARGET_LABELS, JudgeFormat, Message, swap_names
 
 FAMILIES = ("judgelm", "autoj", "mtbench", "pandalm", "prometheus")
 """Family modules under ``judgetrain.formats``; each exposes ``FORMATS``, a tuple of JudgeFormat."""
@@ -24,6 +24,13 @@ def _load() -> dict[str, JudgeFormat]:
                 assert fmt.name not in _registry, f"duplicate template name {fmt.name}"
                 assert fmt.family == family, f"{fmt.name} declares family {fmt.family}, lives in {family}"
                 _registry[fmt.name] = fmt
+        for fmt in _registry.values():
+            if fmt.reference_twin is not None:
+                twin = _registry.get(fmt.reference_twin)
+                # A twin differs only in showing the reference, so a sample can move between the two.
+                assert twin is not None and twin.reference_twin == fmt.name, f"{fmt.name}: twin {fmt.reference_twin} does not name it back"
+                assert (twin.family, twin.protocol, twin.multi_turn, type(twin)) == (fmt.family, fmt.protocol, fmt.multi_turn, type(fmt)), fmt.name
+                assert twin.with_reference != fmt.with_reference, f"{fmt.name} and its twin both {'show' if fmt.with_reference else 'lack'} a reference"
     return _registry
 
 
@@ -47,4 +54,4 @@ def for_family(family: str) -> list[JudgeFormat]:
     return [fmt for name, fmt in sorted(_load().items()) if fmt.family == family]
 
 
-__all__ = ["JudgeFormat", "Message", "FAMILIES", "get", "names", "for_family", "swap_names"]
+__all__ = ["JudgeFormat", "Message", "DEFAULT_TARGET_LABELS", "FAMILIES", "get", "names", "for_family", "swap_names"]

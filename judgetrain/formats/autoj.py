@@ -36,19 +36,15 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message, format_score, one_turn, read_markers
+from judgetrain.formats.base import FoundVerdict, JudgeFormat, Message, VerdictMarkers, format_score, group_1, one_turn
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 SCORE_SCALE = (1.0, 10.0)
 """Auto-J's single-grading scale."""
 
-TARGET_LABEL_KEYS = ("gpt4", "human_majority", "human", "gold")
-"""Which label a critique-less target is made from, first present wins (the teacher first: Auto-J's
-training critiques are GPT-4's); with a single label, that one."""
-
-DECISION_STATEMENTS = {"A": "So, the final decision is Response 1", "B": "So, the final decision is Response 2",
-                       "tie": "So, the final decision is Tie"}
-"""The closing statement of a pairwise judgment for each winner (Auto-J's output contract)."""
+_DECISION_STATEMENTS = {"A": "So, the final decision is Response 1", "B": "So, the final decision is Response 2",
+                        "tie": "So, the final decision is Tie"}
+# The closing statement of a pairwise judgment for each winner (Auto-J's output contract).
 
 SYSTEM_PROMPT = "You are a careful, impartial evaluator of AI assistants' responses to user queries."
 
@@ -84,11 +80,6 @@ _SINGLE_LENIENT = (
 )
 
 
-def target_label(sample: JudgeSample) -> Label | None:
-    """The label a critique-less target is built from (see :data:`TARGET_LABEL_KEYS`), or None."""
-    return sample.label(*TARGET_LABEL_KEYS) or sample.label()
-
-
 @dataclass(frozen=True)
 class AutoJFormat(JudgeFormat):
     """An Auto-J template: critique first, the verdict statement last."""
@@ -118,10 +109,10 @@ class AutoJFormat(JudgeFormat):
         parts.append(self.instruction)
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "".join(parts)}]
 
-    def target(self, sample: JudgeSample) -> str | None:
+    def target(self, sample: JudgeSample, target_label: str | None = None) -> str | None:
+        label = self.target_label_of(sample, target_label)
         if sample.judgment is not None:
             return sample.judgment
-        label = target_label(sample)
         return self.label_target(sample, label) if label is not None else None
 
     @abc.abstractmethod
@@ -150,22 +141,20 @@ class AutoJPairFormat(AutoJFormat):
 
     answer_names: ClassVar[tuple[tuple[str, str], ...]] = (("Response 1", "Response 2"), ("response 1", "response 2"))
 
-    def label_target(self, sample: JudgeSample, label: Label) -> str | None:
-        return DECISION_STATEMENTS[label.winner] + "." if label.winner is not None else None
+    markers: ClassVar[VerdictMarkers] = VerdictMarkers(
+        expected="final decision 'final decision is Response 1 / Response 2 / Tie'",
+        strict=(_PAIR_STRICT,), read=group_1(lambda v: _PAIR_WINNERS[v.lower()]),
+        lenient=(_PAIR_LENIENT,), read_lenient=group_1(lambda v: _lenient_winner(v)),
+    )
 
-    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
-        if not text.strip():
-            return self.failure(text, "empty output")
-        readable, begin = self.judge_part(text)
-        found = read_markers(readable, (_PAIR_STRICT,), lambda v: _PAIR_WINNERS[v.lower()], strict=strict,
-                             lenient=(_PAIR_LENIENT,), read_lenient=_lenient_winner)
-        if found is None:
-            mode = "strict" if strict else "lenient"
-            return self.failure(text, f"no final decision 'final decision is Response 1 / Response 2 / Tie' ({mode})")
-        if isinstance(found, str):
-            return self.failure(text, found)
-        winner, _match, lenient = found
-        return Verdict(winner=winner, critique=text[begin:].strip(), template=self.name, lenient=lenient)
+    def verdict_options(self) -> dict[str, str]:
+        return dict(_DECISION_STATEMENTS)
+
+    def label_target(self, sample: JudgeSample, label: Label) -> str | None:
+        return self.verdict_options()[label.winner] + "." if label.winner is not None else None
+
+    def verdict_from(self, text: str, own: str, begin: int, found: FoundVerdict) -> Verdict | ParseFailure:
+        return Verdict(winner=found.value, critique=text[begin:].strip(), template=self.name, lenient=found.lenient)
 
 
 _PAIR_WINNERS = {"response 1": "A", "response 2": "B", "tie": "tie"}
@@ -182,24 +171,22 @@ class AutoJSingleFormat(AutoJFormat):
 
     score_scale: tuple[float, float] | None = SCORE_SCALE
 
+    markers: ClassVar[VerdictMarkers] = VerdictMarkers(
+        expected="rating 'Rating: [[x]]'", strict=(_SINGLE_STRICT,), read=group_1(float), lenient=_SINGLE_LENIENT,
+    )
+
+    def verdict_options(self) -> dict[str, str]:
+        return {str(grade): f"Rating: [[{grade}]]" for grade in range(1, 11)}
+
     def label_target(self, sample: JudgeSample, label: Label) -> str | None:
         scores = self.label_scores(sample, label)
         return None if scores is None else f"Rating: [[{format_score(scores[0])}]]"
 
-    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
-        if not text.strip():
-            return self.failure(text, "empty output")
-        readable, begin = self.judge_part(text)
-        found = read_markers(readable, (_SINGLE_STRICT,), float, strict=strict, lenient=_SINGLE_LENIENT)
-        if found is None:
-            mode = "strict" if strict else "lenient"
-            return self.failure(text, f"no rating 'Rating: [[x]]' ({mode})")
-        if isinstance(found, str):
-            return self.failure(text, found)
-        score, _match, lenient = found
+    def verdict_from(self, text: str, own: str, begin: int, found: FoundVerdict) -> Verdict | ParseFailure:
+        score = found.value
         if not SCORE_SCALE[0] <= score <= SCORE_SCALE[1]:
             return self.failure(text, f"rating {format_score(score)} is outside the scale 1-10")
-        return Verdict(scores=(score,), critique=text[begin:].strip(), template=self.name, lenient=lenient)
+        return Verdict(scores=(score,), critique=text[begin:].strip(), template=self.name, lenient=found.lenient)
 
 
 FORMATS: tuple[AutoJFormat, ...] = (

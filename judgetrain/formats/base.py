@@ -11,12 +11,18 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, NamedTuple
 
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 Message = dict[str, str]
 """A chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
+
+DEFAULT_TARGET_LABELS = ("gpt4", "human_majority", "human", "gold")
+"""The order in which a template looks for the label a target is built from when none is chosen
+(``data.target_label`` / ``judgetrain prep --target-label``): the first present wins, the teacher
+first since its label matches its critique; a sample with a single label uses that one. A template
+whose training data comes from another teacher puts that teacher's label first (``target_labels``)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,10 @@ class JudgeFormat(abc.ABC):
         score_scale: (low, high) of the grades the format emits, or None when it emits no grades.
         verdict_first: the verdict comes before the critique, so generation may stop after it.
         description: one line for ``judgetrain formats``.
+        reference_twin: the name of the same template with the reference shown (for a template
+            without one) or without it (for a with-reference template); None when there is no twin.
+        target_labels: the labels a target is built from when none is chosen, first present wins
+            (:data:`DEFAULT_TARGET_LABELS`, with the template's own teacher first where it has one).
     """
 
     name: str
@@ -42,6 +52,8 @@ class JudgeFormat(abc.ABC):
     score_scale: tuple[float, float] | None = None
     verdict_first: bool = False
     description: str = ""
+    reference_twin: str | None = None
+    target_labels: tuple[str, ...] = DEFAULT_TARGET_LABELS
 
     #: Pairs of answer names used inside this family's judgments, swapped by :meth:`swap_judgment`.
     answer_names: ClassVar[tuple[tuple[str, str], ...]] = ()
@@ -52,25 +64,58 @@ class JudgeFormat(abc.ABC):
         match = re.search(r"-(v\d+)(?:-|$)", self.name)
         return match.group(1) if match else ""
 
+    @abc.abstractmethod
+    def verdict_options(self) -> dict[str, str]:
+        """Each verdict this template gives and the text that states it: the winners ``A`` / ``B`` /
+        ``tie`` of a pairwise template, the integer grades of a graded one. For a verdict-first
+        template the text is what the judge's first generated token starts (read by the backends)."""
+
+    def for_reference(self, has_reference: bool) -> "JudgeFormat":
+        """This template, or its :attr:`reference_twin` when only the twin shows a reference as
+        ``has_reference`` says; a template without a twin is returned whatever ``has_reference`` is."""
+        if self.reference_twin is None or self.with_reference == has_reference:
+            return self
+        from judgetrain import formats
+
+        return formats.get(self.reference_twin)
+
     # --- rendering -------------------------------------------------------------------------
     @abc.abstractmethod
     def prompt_messages(self, sample: JudgeSample) -> list[Message]:
         """The system (optional) and user messages that ask for a judgment of ``sample``."""
 
     @abc.abstractmethod
-    def target(self, sample: JudgeSample) -> str | None:
+    def target(self, sample: JudgeSample, target_label: str | None = None) -> str | None:
         """The assistant target for training: the sample's judgment in this format, a judgment
-        built from its label when it has no critique, or None when it carries neither."""
+        built from its label (:meth:`target_label_of`) when it has no critique, or None when it
+        carries neither."""
 
-    def render(self, sample: JudgeSample, *, include_target: bool = True) -> list[Message]:
-        """Chat messages for ``sample``; the assistant target is appended when there is one."""
+    def render(self, sample: JudgeSample, *, include_target: bool = True, target_label: str | None = None) -> list[Message]:
+        """Chat messages for ``sample``; the assistant target is appended when there is one.
+
+        ``target_label`` names the label the target is built from (see :meth:`target_label_of`)."""
         self.check_sample(sample)
         messages = self.prompt_messages(sample)
         if include_target:
-            target = self.target(sample)
+            target = self.target(sample, target_label)
             if target is not None:
                 messages.append({"role": "assistant", "content": target})
         return messages
+
+    def target_label_of(self, sample: JudgeSample, target_label: str | None = None) -> Label | None:
+        """The label a target is built from: ``labels[target_label]`` when one is chosen (a sample
+        without it is a ValueError naming the labels it has), else the first of :attr:`target_labels`
+        the sample has, else its only label, else None."""
+        if target_label is None:
+            return sample.label(*self.target_labels) or sample.label()
+        if target_label not in sample.labels:
+            have = ", ".join(sorted(sample.labels)) or "none"
+            raise ValueError(
+                f"sample {sample.id!r} has no label {target_label!r} to build its {self.name!r} target from "
+                f"(its labels: {have}): choose one of those with data.target_label / --target-label, or leave "
+                "the sample out"
+            )
+        return sample.labels[target_label]
 
     def check_sample(self, sample: JudgeSample) -> None:
         """Raise ValueError when ``sample`` cannot be shown with this template."""
@@ -85,10 +130,47 @@ class JudgeFormat(abc.ABC):
             raise ValueError(f"sample {sample.id!r} is single-turn; template {self.name!r} is multi-turn")
 
     # --- parsing ---------------------------------------------------------------------------
-    @abc.abstractmethod
+    #: What this template's parser looks for (set by every family; see :class:`VerdictMarkers`).
+    markers: ClassVar["VerdictMarkers"]
+
     def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
-        """Read a verdict from judge output. Strict accepts only the contract; lenient also
-        accepts common near-misses. Neither returns a tie for text it could not read."""
+        """Read a verdict from judge output. Strict accepts only the contract (``markers.strict``);
+        lenient, only when no strict pattern matches, also accepts common near-misses
+        (``markers.lenient``) and marks the verdict ``lenient``. Neither returns a tie for text it
+        could not read: an empty output, no verdict, conflicting verdicts and a verdict out of range
+        are each a ParseFailure with its reason.
+
+        Every family runs these same steps; it says where its own text starts
+        (:meth:`judge_part`), how the verdict is found there (:meth:`find_verdict`) and what the
+        verdict is (:meth:`verdict_from`)."""
+        if not text.strip():
+            return self.failure(text, "empty output")
+        own, begin = self.judge_part(text)
+        found = self.find_verdict(own, strict)
+        if isinstance(found, str):
+            return self.failure(text, found)
+        if found is None:
+            return self.failure(text, f"{self.no_verdict_reason(own, strict)} ({'strict' if strict else 'lenient'})")
+        return self.verdict_from(text, own, begin, found)
+
+    def judge_part(self, text: str) -> tuple[str, int]:
+        """The part of ``text`` the judge wrote itself, with anything that must not be read as a vote
+        blanked (an echoed instruction), and where it starts in ``text``; by default all of it."""
+        return text, 0
+
+    def find_verdict(self, own: str, strict: bool) -> "FoundVerdict | str | None":
+        """The verdict in the judge's text (``markers`` searched anywhere in it, :func:`read_markers`);
+        a reason string when it holds conflicting verdicts; None when it holds none."""
+        return read_markers(own, self.markers, strict=strict)
+
+    def no_verdict_reason(self, own: str, strict: bool) -> str:
+        """Why no verdict was found (the mode is appended by :meth:`parse`)."""
+        return f"no {self.markers.expected}"
+
+    @abc.abstractmethod
+    def verdict_from(self, text: str, own: str, begin: int, found: "FoundVerdict") -> Verdict | ParseFailure:
+        """The Verdict ``found`` states (critique included), or a ParseFailure when its value is out
+        of range. ``own`` and ``begin`` are :meth:`judge_part`'s."""
 
     def label_scores(self, sample: JudgeSample, label: Label) -> tuple[float, ...] | None:
         """The label's scores checked against this template's ``score_scale``, or None when the label
@@ -128,25 +210,73 @@ def format_score(score: float) -> str:
     return str(int(score)) if float(score).is_integer() else str(float(score))
 
 
-def read_markers(text: str, patterns: tuple[re.Pattern[str], ...], read: Callable[[str], Any], *,
-                 strict: bool = True, lenient: tuple[re.Pattern[str], ...] = (),
-                 read_lenient: Callable[[str], Any] | None = None) -> tuple[Any, re.Match[str], bool] | str | None:
-    """The one value the first pattern with any match gives (``read`` of its group 1), with the last
-    match and whether a lenient pattern gave it; a reason string when that pattern's matches disagree;
-    None when no pattern matches. The ``lenient`` patterns (read with ``read_lenient``, or ``read``) are
-    tried only when ``strict`` is False and no strict pattern matches."""
-    tiers = [(patterns, read, False)]
-    if not strict:
-        tiers.append((lenient, read_lenient or read, True))
-    for tier_patterns, tier_read, from_lenient in tiers:
-        for pattern in tier_patterns:
+@dataclass(frozen=True)
+class VerdictMarkers:
+    """How a template's verdict is written: the contract's patterns and the near-misses.
+
+    Attributes:
+        expected: what the contract asks for, for the reason of a failure ("rating 'Rating: [[x]]'").
+        strict: the contract's patterns, tried in order.
+        read: the verdict a strict pattern's match states (by default from its group 1).
+        lenient: near-miss patterns, tried in order only in lenient mode and only when no strict
+            pattern matches.
+        read_lenient: the verdict a lenient match states; None reads it as ``read`` does.
+    """
+
+    expected: str
+    strict: tuple[re.Pattern[str], ...]
+    read: Callable[[re.Match[str]], Any]
+    lenient: tuple[re.Pattern[str], ...] = ()
+    read_lenient: Callable[[re.Match[str]], Any] | None = None
+
+    def tiers(self, strict: bool) -> list[tuple[tuple[re.Pattern[str], ...], Callable[[re.Match[str]], Any], bool]]:
+        """(patterns, read, from_lenient) in the order they are tried in this mode."""
+        tiers = [(self.strict, self.read, False)]
+        if not strict:
+            tiers.append((self.lenient, self.read_lenient or self.read, True))
+        return tiers
+
+
+def group_1(read: Callable[[str], Any]) -> Callable[[re.Match[str]], Any]:
+    """A :class:`VerdictMarkers` reader that reads ``read`` of a match's group 1."""
+    return lambda match: read(match.group(1))
+
+
+class FoundVerdict(NamedTuple):
+    """A verdict found in judge output: its value, the match that stated it, whether only the
+    lenient reading found it, and the offset in the judge's text where the verdict ends."""
+
+    value: Any
+    match: re.Match[str]
+    lenient: bool
+    end: int
+
+
+def read_markers(text: str, markers: VerdictMarkers, *, strict: bool = True) -> FoundVerdict | str | None:
+    """The one value the first pattern with any match in ``text`` gives, with the last match and
+    whether a lenient pattern gave it; a reason string when that pattern's matches disagree; None when
+    no pattern matches (:meth:`VerdictMarkers.tiers` gives the order)."""
+    for patterns, read, from_lenient in markers.tiers(strict):
+        for pattern in patterns:
             matches = list(pattern.finditer(text))
             if not matches:
                 continue
-            values = list(dict.fromkeys(tier_read(m.group(1)) for m in matches))
+            values = list(dict.fromkeys(read(m) for m in matches))
             if len(values) > 1:
                 return "conflicting verdicts in one output: " + ", ".join(repr(m.group(0).strip()) for m in matches[:6])
-            return values[0], matches[-1], from_lenient
+            return FoundVerdict(values[0], matches[-1], from_lenient, matches[-1].end())
+    return None
+
+
+def read_line(line: str, markers: VerdictMarkers, *, strict: bool = True, start: int = 0) -> FoundVerdict | None:
+    """The verdict stated by ``line`` as a whole (a verdict-first template's verdict line), which
+    starts at offset ``start`` of the judge's text: the first pattern that matches all of it, in
+    :meth:`VerdictMarkers.tiers` order; None when none does."""
+    for patterns, read, from_lenient in markers.tiers(strict):
+        for pattern in patterns:
+            match = pattern.fullmatch(line)
+            if match is not None:
+                return FoundVerdict(read(match), match, from_lenient, start + len(line))
     return None
 
 

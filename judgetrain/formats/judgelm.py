@@ -34,17 +34,24 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message, format_score, one_turn
+from judgetrain.formats.base import (
+    DEFAULT_TARGET_LABELS,
+    FoundVerdict,
+    JudgeFormat,
+    Message,
+    VerdictMarkers,
+    format_score,
+    one_turn,
+    read_line,
+)
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 SCORE_SCALE = (1.0, 10.0)
 """JudgeLM's score range ("an overall score on a scale of 1 to 10")."""
 
-TARGET_LABEL_KEYS = ("gpt4", "human_majority", "human", "gold")
-"""Which label a label-built target is made from, first present wins; with a single label, that one."""
-
-TARGET_LABEL_KEYS_WITH_REFERENCE = ("gpt4_with_reference",) + TARGET_LABEL_KEYS
-"""For the with-reference template: the teacher's scores given with the reference shown come first."""
+TARGET_LABELS_WITH_REFERENCE = ("gpt4_with_reference",) + DEFAULT_TARGET_LABELS
+"""The labels the with-reference template's target is built from when none is chosen: the teacher's
+scores given with the reference shown come first."""
 
 SYSTEM_PROMPT = "You are a careful and impartial judge of answer quality."
 
@@ -89,6 +96,16 @@ _LENIENT_PAIR_LINES = (
     ),
 )
 _LENIENT_SINGLE_LINE = re.compile(rf"{_OPEN}(?P<s1>{_NUMBER})(?:\s*/\s*10)?{_CLOSE}", re.IGNORECASE)
+
+
+def _read_scores(match: re.Match[str]) -> tuple[float, ...]:
+    return tuple(float(score) for name, score in sorted(match.groupdict().items()) if score is not None)
+
+
+_PAIR_MARKERS = VerdictMarkers(expected="two scores 's1 s2'", strict=(_STRICT_PAIR_LINE,), read=_read_scores,
+                               lenient=_LENIENT_PAIR_LINES)
+_SINGLE_MARKERS = VerdictMarkers(expected="one score", strict=(_STRICT_SINGLE_LINE,), read=_read_scores,
+                                 lenient=(_LENIENT_SINGLE_LINE,))
 _ANY_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _ONLY_NUMBERS = re.compile(r"[\d.,;/\s-]+")
 
@@ -142,13 +159,16 @@ class JudgeLMFormat(JudgeFormat):
         reference = sample.reference if isinstance(sample.reference, tuple) else (sample.reference,)
         return reference[min(index, len(reference) - 1)]
 
-    def target(self, sample: JudgeSample) -> str | None:
+    def target(self, sample: JudgeSample, target_label: str | None = None) -> str | None:
+        label = self.target_label_of(sample, target_label)
         text = sample.judgment_with_reference if self.with_reference else sample.judgment
         if text is not None:
             return text
-        keys = TARGET_LABEL_KEYS_WITH_REFERENCE if self.with_reference else TARGET_LABEL_KEYS
-        label = sample.label(*keys) or sample.label()
         return self.label_target(sample, label) if label is not None else None
+
+    def verdict_options(self) -> dict[str, str]:
+        # The verdict line starts with (Assistant 1's) score, so the first token is a grade.
+        return {str(grade): str(grade) for grade in range(1, 11)}
 
     def label_target(self, sample: JudgeSample, label: Label) -> str | None:
         """The score line stating ``label``'s scores (no explanation), or None when it has no scores.
@@ -172,42 +192,44 @@ class JudgeLMFormat(JudgeFormat):
         return None
 
     # --- parsing ---------------------------------------------------------------------------
-    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
-        if not text.strip():
-            return self.failure(text, "empty output")
-        line, rest = _first_line(text)
-        strict_line = _STRICT_PAIR_LINE if self.num_scores == 2 else _STRICT_SINGLE_LINE
-        match = strict_line.fullmatch(line)
-        lenient = False
-        if match is None and not strict:
-            start = 0
-            echo = text.rfind(self.instruction)
-            if echo >= 0:
-                start = echo + len(self.instruction)
-            found = _first_nonempty_line(text, start)
-            if found is not None:
-                line, _, rest = found
-                patterns = _LENIENT_PAIR_LINES if self.num_scores == 2 else (_LENIENT_SINGLE_LINE,)
-                match = next((m for m in (p.fullmatch(line) for p in patterns) if m is not None), None)
-                lenient = True
-        if match is None:
-            return self.failure(text, self._unreadable_reason(line, strict))
-        scores = tuple(float(match.group(f"s{i + 1}")) for i in range(self.num_scores))
-        low, high = SCORE_SCALE
-        for score in scores:
-            if not low <= score <= high:
-                return self.failure(text, f"score {format_score(score)} is outside the scale 1-10")
-        return Verdict(winner=self.winner_of(scores), scores=scores, critique=text[rest:].strip(),
-                       template=self.name, lenient=lenient)
+    def find_verdict(self, own: str, strict: bool) -> FoundVerdict | None:
+        """Strict: the first line is the score line. Lenient, when it is not: the first non-empty
+        line after an echoed instruction (or of the whole output) read with the near-miss patterns."""
+        line, _ = _first_line(own)
+        found = read_line(line, self.markers, strict=True)
+        if found is None and not strict:
+            lenient_line = self._lenient_line(own)
+            if lenient_line is not None:
+                line, offset, _ = lenient_line
+                found = read_line(line, self.markers, strict=False, start=offset)
+                # Reached only because the first line is no score line, so the reading is lenient.
+                found = found._replace(lenient=True) if found is not None else None
+        return found
 
-    def _unreadable_reason(self, line: str, strict: bool) -> str:
-        expected = "two scores 's1 s2'" if self.num_scores == 2 else "one score"
+    def _lenient_line(self, own: str) -> tuple[str, int, int] | None:
+        echo = own.rfind(self.instruction)
+        return _first_nonempty_line(own, echo + len(self.instruction) if echo >= 0 else 0)
+
+    def no_verdict_reason(self, own: str, strict: bool) -> str:
+        line = _first_line(own)[0]
+        if not strict:
+            lenient_line = self._lenient_line(own)
+            line = lenient_line[0] if lenient_line is not None else line
+        expected = self.markers.expected
         numbers = _ANY_NUMBER.findall(line) if _ONLY_NUMBERS.fullmatch(line) else []
         where = "the first line" if strict else "the first non-empty line"
         if numbers and len(numbers) != self.num_scores:
             return f"{where} holds {len(numbers)} numbers ({' '.join(numbers[:6])}), expected {expected}"
-        mode = "strict" if strict else "lenient"
-        return f"{where} {line.strip()[:60]!r} is not {expected} on 1-10 ({mode})"
+        return f"{where} {line.strip()[:60]!r} is not {expected} on 1-10"
+
+    def verdict_from(self, text: str, own: str, begin: int, found: FoundVerdict) -> Verdict | ParseFailure:
+        scores = found.value
+        low, high = SCORE_SCALE
+        for score in scores:
+            if not low <= score <= high:
+                return self.failure(text, f"score {format_score(score)} is outside the scale 1-10")
+        return Verdict(winner=self.winner_of(scores), scores=scores, critique=own[found.end:].strip(),
+                       template=self.name, lenient=found.lenient)
 
     def prompt_messages(self, sample: JudgeSample) -> list[Message]:
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": self.user_prompt(sample)}]
@@ -228,6 +250,7 @@ class JudgeLMPairFormat(JudgeLMFormat):
         ("assistant 1", "assistant 2"),
     )
     num_scores: ClassVar[int] = 2
+    markers: ClassVar[VerdictMarkers] = _PAIR_MARKERS
 
     def __post_init__(self) -> None:
         threshold = self.tie_threshold
@@ -283,6 +306,7 @@ class JudgeLMSingleFormat(JudgeLMFormat):
     """JudgeLM-style single grading: first line one score on 1-10."""
 
     num_scores: ClassVar[int] = 1
+    markers: ClassVar[VerdictMarkers] = _SINGLE_MARKERS
 
     @property
     def instruction(self) -> str:
@@ -302,11 +326,12 @@ class JudgeLMSingleFormat(JudgeLMFormat):
 
 FORMATS: tuple[JudgeLMFormat, ...] = (
     JudgeLMPairFormat(
-        name="judgelm-v1", family="judgelm", protocol="pairwise",
+        name="judgelm-v1", family="judgelm", protocol="pairwise", reference_twin="judgelm-ref-v1",
         description="JudgeLM pairwise: first line 's1 s2' (1-10 each), then the explanation; winner from the scores",
     ),
     JudgeLMPairFormat(
         name="judgelm-ref-v1", family="judgelm", protocol="pairwise", with_reference=True,
+        reference_twin="judgelm-v1", target_labels=TARGET_LABELS_WITH_REFERENCE,
         description="JudgeLM pairwise with a reference answer: first line 's1 s2', then the explanation",
     ),
     JudgeLMSingleFormat(

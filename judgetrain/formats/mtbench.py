@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message, format_score, read_markers
+from judgetrain.formats.base import FoundVerdict, JudgeFormat, Message, VerdictMarkers, format_score, group_1
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 PROMPTS_RESOURCE = "resources/mt_bench/judge_prompts.jsonl"
@@ -51,12 +51,8 @@ PROMPTS_RESOURCE = "resources/mt_bench/judge_prompts.jsonl"
 SCORE_SCALE = (1.0, 10.0)
 """FastChat's single-grading scale ("rate the response on a scale of 1 to 10")."""
 
-WINNER_TOKENS = {"A": "[[A]]", "B": "[[B]]", "tie": "[[C]]"}
-"""The pairwise verdict token of each winner."""
-
-TARGET_LABEL_KEYS = ("gpt4", "human_majority", "human", "gold")
-"""Which label a label-built target is made from, first present wins (the teacher first: its label
-matches its critique); with a single label, that one."""
+_WINNER_TOKENS = {"A": "[[A]]", "B": "[[B]]", "tie": "[[C]]"}
+# The pairwise verdict token of each winner.
 
 
 @functools.cache
@@ -72,11 +68,6 @@ def fastchat_prompts() -> dict[str, dict[str, Any]]:
             )
             prompts[row["name"]] = row
     return prompts
-
-
-def target_label(sample: JudgeSample, keys: tuple[str, ...] = TARGET_LABEL_KEYS) -> Label | None:
-    """The label a critique-less target is built from (see :data:`TARGET_LABEL_KEYS`), or None."""
-    return sample.label(*keys) or sample.label()
 
 
 def _without_echo(text: str, instruction: re.Pattern[str]) -> tuple[str, int]:
@@ -192,11 +183,11 @@ class MtBenchFormat(JudgeFormat):
             {"role": "user", "content": self.prompt_template.format(**fields)},
         ]
 
-    def target(self, sample: JudgeSample) -> str | None:
+    def target(self, sample: JudgeSample, target_label: str | None = None) -> str | None:
+        label = self.target_label_of(sample, target_label)
         text = sample.judgment_with_reference if self.with_reference else sample.judgment
         if text is not None:
             return text
-        label = target_label(sample)
         return self.label_target(sample, label) if label is not None else None
 
     @abc.abstractmethod
@@ -242,24 +233,26 @@ class MtBenchPairFormat(MtBenchFormat):
         ("[[A]]", "[[B]]"),
     )
 
-    def label_target(self, sample: JudgeSample, label: Label) -> str | None:
-        return WINNER_TOKENS[label.winner] if label.winner is not None else None
+    markers: ClassVar[VerdictMarkers] = VerdictMarkers(
+        expected="verdict token [[A]], [[B]] or [[C]]",
+        strict=(_PAIR_STRICT,), read=group_1(lambda token: _PAIR_WINNER[token]),
+        lenient=_PAIR_LENIENT, read_lenient=group_1(lambda token: _PAIR_WINNER[token.split()[-1].upper()]),
+    )
 
-    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
-        if not text.strip():
-            return self.failure(text, "empty output")
-        readable, begin = _without_echo(text, _PAIR_INSTRUCTION)
-        found = read_markers(readable, (_PAIR_STRICT,), lambda token: _PAIR_WINNER[token], strict=strict, lenient=_PAIR_LENIENT,
-                             read_lenient=lambda token: _PAIR_WINNER[token.split()[-1].upper()])
-        if found is None:
-            if strict:
-                return self.failure(text, "no verdict token [[A]], [[B]] or [[C]] (strict)")
-            return self.failure(text, "no verdict: neither [[A]] / [[B]] / [[C]] nor a stated final verdict")
-        if isinstance(found, str):
-            return self.failure(text, found)
-        winner, match, lenient = found
-        return Verdict(winner=winner, critique=_critique(readable, begin, match),
-                       template=self.name, lenient=lenient)
+    def verdict_options(self) -> dict[str, str]:
+        return dict(_WINNER_TOKENS)
+
+    def label_target(self, sample: JudgeSample, label: Label) -> str | None:
+        return self.verdict_options()[label.winner] if label.winner is not None else None
+
+    def judge_part(self, text: str) -> tuple[str, int]:
+        return _without_echo(text, _PAIR_INSTRUCTION)
+
+    def no_verdict_reason(self, own: str, strict: bool) -> str:
+        return "no verdict token [[A]], [[B]] or [[C]]" if strict else "no verdict: neither [[A]] / [[B]] / [[C]] nor a stated final verdict"
+
+    def verdict_from(self, text: str, own: str, begin: int, found: FoundVerdict) -> Verdict | ParseFailure:
+        return Verdict(winner=found.value, critique=_critique(own, begin, found.match), template=self.name, lenient=found.lenient)
 
 
 @dataclass(frozen=True)
@@ -268,53 +261,55 @@ class MtBenchSingleFormat(MtBenchFormat):
 
     score_scale: tuple[float, float] | None = SCORE_SCALE
 
+    markers: ClassVar[VerdictMarkers] = VerdictMarkers(
+        expected="rating in double brackets, e.g. [[7]]", strict=(_SINGLE_STRICT,), read=group_1(float), lenient=_SINGLE_LENIENT,
+    )
+
+    def verdict_options(self) -> dict[str, str]:
+        return {str(grade): f"Rating: [[{grade}]]" for grade in range(1, 11)}
+
     def label_target(self, sample: JudgeSample, label: Label) -> str | None:
         scores = self.label_scores(sample, label)
         return None if scores is None else f"Rating: [[{format_score(scores[0])}]]"
 
-    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
-        if not text.strip():
-            return self.failure(text, "empty output")
-        readable, begin = _without_echo(text, _SINGLE_INSTRUCTION)
-        found = read_markers(readable, (_SINGLE_STRICT,), float, strict=strict, lenient=_SINGLE_LENIENT)
-        if found is None:
-            if strict:
-                return self.failure(text, "no rating in double brackets, e.g. [[7]] (strict)")
-            return self.failure(text, "no rating: neither [[x]], [x] nor 'Rating: x'")
-        if isinstance(found, str):
-            return self.failure(text, found)
-        score, match, lenient = found
+    def judge_part(self, text: str) -> tuple[str, int]:
+        return _without_echo(text, _SINGLE_INSTRUCTION)
+
+    def no_verdict_reason(self, own: str, strict: bool) -> str:
+        return "no rating in double brackets, e.g. [[7]]" if strict else "no rating: neither [[x]], [x] nor 'Rating: x'"
+
+    def verdict_from(self, text: str, own: str, begin: int, found: FoundVerdict) -> Verdict | ParseFailure:
         low, high = SCORE_SCALE
-        if not low <= score <= high:
-            return self.failure(text, f"rating {format_score(score)} is outside the scale 1-10")
-        return Verdict(scores=(score,), critique=_critique(readable, begin, match),
-                       template=self.name, lenient=lenient)
+        if not low <= found.value <= high:
+            return self.failure(text, f"rating {format_score(found.value)} is outside the scale 1-10")
+        return Verdict(scores=(found.value,), critique=_critique(own, begin, found.match), template=self.name, lenient=found.lenient)
 
 
-def _pair(fastchat_name: str, description: str) -> MtBenchPairFormat:
+def _pair(fastchat_name: str, twin: str, description: str) -> MtBenchPairFormat:
     return MtBenchPairFormat(
         name=f"mtbench-{fastchat_name}", family="mtbench", protocol="pairwise",
         with_reference="math" in fastchat_name, multi_turn=fastchat_name.endswith("multi-turn"),
-        description=description, fastchat_name=fastchat_name,
+        description=description, fastchat_name=fastchat_name, reference_twin=f"mtbench-{twin}",
     )
 
 
-def _single(fastchat_name: str, description: str) -> MtBenchSingleFormat:
+def _single(fastchat_name: str, twin: str, description: str) -> MtBenchSingleFormat:
     return MtBenchSingleFormat(
         name=f"mtbench-{fastchat_name}", family="mtbench", protocol="single",
         with_reference="math" in fastchat_name, multi_turn=fastchat_name.endswith("multi-turn"),
-        description=description, fastchat_name=fastchat_name,
+        description=description, fastchat_name=fastchat_name, reference_twin=f"mtbench-{twin}",
     )
 
 
+# Each general prompt's twin is FastChat's reference-guided ("math") prompt of the same kind and turn.
 FORMATS: tuple[MtBenchFormat, ...] = (
-    _pair("pair-v2", "FastChat pairwise, general questions: [[A]] / [[B]] / [[C]] (tie)"),
-    _pair("pair-v2-multi-turn", "FastChat pairwise, two-turn conversation judged on turn 2"),
-    _pair("pair-math-v1", "FastChat pairwise with a reference answer (math, reasoning, coding)"),
-    _pair("pair-math-v1-multi-turn", "FastChat pairwise with reference answers, two turns judged on turn 2"),
-    _single("single-v1", "FastChat single grading, general questions: Rating: [[1-10]]"),
-    _single("single-math-v1", "FastChat single grading with a reference answer (math, reasoning, coding)"),
-    _single("single-v1-multi-turn", "FastChat single grading, two-turn conversation judged on turn 2"),
-    _single("single-math-v1-multi-turn", "FastChat single grading with reference answers, two turns judged on turn 2"),
+    _pair("pair-v2", "pair-math-v1", "FastChat pairwise, general questions: [[A]] / [[B]] / [[C]] (tie)"),
+    _pair("pair-v2-multi-turn", "pair-math-v1-multi-turn", "FastChat pairwise, two-turn conversation judged on turn 2"),
+    _pair("pair-math-v1", "pair-v2", "FastChat pairwise with a reference answer (math, reasoning, coding)"),
+    _pair("pair-math-v1-multi-turn", "pair-v2-multi-turn", "FastChat pairwise with reference answers, two turns judged on turn 2"),
+    _single("single-v1", "single-math-v1", "FastChat single grading, general questions: Rating: [[1-10]]"),
+    _single("single-math-v1", "single-v1", "FastChat single grading with a reference answer (math, reasoning, coding)"),
+    _single("single-v1-multi-turn", "single-math-v1-multi-turn", "FastChat single grading, two-turn conversation judged on turn 2"),
+    _single("single-math-v1-multi-turn", "single-v1-multi-turn", "FastChat single grading with reference answers, two turns judged on turn 2"),
 )
 """FastChat's eight judge prompts, each named ``mtbench-<FastChat name>``."""

@@ -36,15 +36,15 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message, swap_names
+from judgetrain.formats.base import DEFAULT_TARGET_LABELS, FoundVerdict, JudgeFormat, Message, VerdictMarkers, read_line, swap_names
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
-TARGET_LABEL_KEYS = ("gpt35", "gpt4", "human_majority", "human", "gold")
-"""Which label a target is built from, first present wins (PandaLM's training verdicts come from
-gpt-3.5-turbo, whose reasons are the samples' judgments); with a single label, that one."""
+TARGET_LABELS = ("gpt35",) + DEFAULT_TARGET_LABELS
+"""The labels a target's verdict line comes from when none is chosen, first present wins (PandaLM's
+training verdicts come from gpt-3.5-turbo, whose reasons are the samples' judgments)."""
 
-VERDICT_LINES = {"A": "1", "B": "2", "tie": "Tie"}
-"""PandaLM's first line for each winner."""
+_VERDICT_LINES = {"A": "1", "B": "2", "tie": "Tie"}
+# PandaLM's first line for each winner.
 
 EVALUATION_MARKER = "### Evaluation:"
 
@@ -76,11 +76,6 @@ def _alpaca_question(instruction: str, task_input: str) -> str:
     return f"{instruction}\n\n{task_input}" if task_input.strip() else instruction
 
 
-def target_label(sample: JudgeSample) -> Label | None:
-    """The label a target's verdict line comes from (see :data:`TARGET_LABEL_KEYS`), or None."""
-    return sample.label(*TARGET_LABEL_KEYS) or sample.label()
-
-
 def _lines_with_offsets(text: str) -> list[tuple[str, int]]:
     out, offset = [], 0
     for line in text.split("\n"):
@@ -94,6 +89,12 @@ class PandaLMFormat(JudgeFormat):
     """PandaLM: the verdict line "1" / "2" / "Tie", then "### Reason: …" (and "### Reference: …")."""
 
     verdict_first: bool = True
+    target_labels: tuple[str, ...] = TARGET_LABELS
+
+    markers: ClassVar[VerdictMarkers] = VerdictMarkers(
+        expected="verdict 1, 2 or Tie", strict=(_STRICT_LINE,), read=lambda match: _WINNER_OF_LINE[match.group(1).lower()],
+        lenient=(_LENIENT_LINE,),
+    )
 
     answer_names: ClassVar[tuple[tuple[str, str], ...]] = (("Response 1", "Response 2"), ("response 1", "response 2"))
 
@@ -102,8 +103,8 @@ class PandaLMFormat(JudgeFormat):
         return ("\n",)
 
     def verdict_options(self) -> dict[str, str]:
-        """Each winner and the text PandaLM's first generated token starts (read by the judging backends)."""
-        return dict(VERDICT_LINES)
+        """Each winner and its verdict line, which PandaLM's first generated token starts."""
+        return dict(_VERDICT_LINES)
 
     # --- rendering -------------------------------------------------------------------------
     def check_sample(self, sample: JudgeSample) -> None:
@@ -128,22 +129,22 @@ class PandaLMFormat(JudgeFormat):
             prompt = f"{_NO_INPUT_HEADER}\n\n### Instruction:\n{instruction}\n\n{responses}\n\n{EVALUATION_MARKER}\n"
         return [{"role": "user", "content": prompt}]
 
-    def target(self, sample: JudgeSample) -> str | None:
+    def target(self, sample: JudgeSample, target_label: str | None = None) -> str | None:
         """The sample's judgment when it is a whole PandaLM evaluation (it starts with its verdict line);
         otherwise the verdict line from the label, then the judgment as ``### Reason:`` and PandaLM's
         generated reference (``meta["reference_response"]``) as ``### Reference:``."""
+        label = self.target_label_of(sample, target_label)
         reason = sample.judgment
         if reason is not None and isinstance(self.parse(reason, strict=True), Verdict):
             return reason
-        label = target_label(sample)
         if label is None or label.winner is None:
             if reason is not None:
                 raise ValueError(
                     f"sample {sample.id!r} has a reason but no winner label for {self.name!r}'s verdict line: "
-                    f"add a label with a winner (one of {TARGET_LABEL_KEYS})"
+                    f"add a label with a winner (one of {self.target_labels})"
                 )
             return None
-        parts = [VERDICT_LINES[label.winner]]
+        parts = [self.verdict_options()[label.winner]]
         if reason:
             parts.append(f"### Reason: {reason.strip()}")
         reference = sample.meta.get("reference_response")
@@ -152,32 +153,42 @@ class PandaLMFormat(JudgeFormat):
         return "\n\n".join(parts)
 
     # --- parsing ---------------------------------------------------------------------------
-    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
-        if not text.strip():
-            return self.failure(text, "empty output")
+    def judge_part(self, text: str) -> tuple[str, int]:
+        # PandaLM's own post-processing splits an echoed prompt at its last "### Evaluation:" too.
         echo = text.rfind(EVALUATION_MARKER)
-        own = text[echo + len(EVALUATION_MARKER):] if echo >= 0 else text
-        if not own.strip():
-            return self.failure(text, "nothing after '### Evaluation:' (the output only echoes the prompt)")
+        begin = echo + len(EVALUATION_MARKER) if echo >= 0 else 0
+        return text[begin:], begin
+
+    def find_verdict(self, own: str, strict: bool) -> FoundVerdict | str | None:
+        """The verdict of the first non-empty line (strict: the line stripped is exactly 1, 2 or Tie);
+        a reason string when nothing follows the echoed prompt or a later bare verdict line differs."""
         lines = [(line, offset) for line, offset in _lines_with_offsets(own) if line.strip()]
+        if not lines:
+            return "nothing after '### Evaluation:' (the output only echoes the prompt)"
         first_line, first_offset = lines[0]
-        lenient = False
-        match = _STRICT_LINE.fullmatch(first_line.strip())
-        if match is None and not strict:
-            match = _LENIENT_LINE.fullmatch(first_line)
-            lenient = True
-        if match is None:
-            mode = "strict" if strict else "lenient"
-            return self.failure(text, f"the first line {first_line.strip()[:60]!r} is not a verdict 1, 2 or Tie ({mode})")
-        winner = _WINNER_OF_LINE[match.group(1).lower()]
+        # The strict pattern reads the line without its surrounding spaces; the lenient ones allow them.
+        found = read_line(first_line.strip(), self.markers, strict=True)
+        if found is not None:
+            found = found._replace(end=first_offset + len(first_line))
+        elif not strict:
+            found = read_line(first_line, self.markers, strict=False, start=first_offset)
+        if found is None:
+            return None
         for line, _ in lines[1:]:
-            again = _STRICT_LINE.fullmatch(line.strip())
-            if again is not None and _WINNER_OF_LINE[again.group(1).lower()] != winner:
-                return self.failure(text, f"conflicting verdicts in one output: {first_line.strip()!r} and {line.strip()!r}")
-        rest = own[first_offset + len(first_line):].strip()
+            again = read_line(line.strip(), self.markers, strict=True)
+            if again is not None and again.value != found.value:
+                return f"conflicting verdicts in one output: {first_line.strip()!r} and {line.strip()!r}"
+        return found
+
+    def no_verdict_reason(self, own: str, strict: bool) -> str:
+        first_line = next(line for line in own.split("\n") if line.strip())
+        return f"the first line {first_line.strip()[:60]!r} is not a {self.markers.expected}"
+
+    def verdict_from(self, text: str, own: str, begin: int, found: FoundVerdict) -> Verdict | ParseFailure:
+        rest = own[found.end:].strip()
         reason = _REASON.search(rest)
         critique = reason.group("reason") if reason is not None else rest
-        return Verdict(winner=winner, critique=critique, template=self.name, lenient=lenient)
+        return Verdict(winner=found.value, critique=critique, template=self.name, lenient=found.lenient)
 
     # --- augmentation ----------------------------------------------------------------------
     def swap_judgment(self, text: str) -> str:

@@ -23,8 +23,9 @@ Templates: ``prometheus-absolute-v1`` (no reference), ``prometheus-absolute-ref-
 
 Targets. A judgment that already ends in a readable verdict is used as it is. A critique without one
 (the published evaluation sets keep GPT-4's feedback and its grades apart) gets ``[RESULT] n``
-appended, n being the grade of the label the critique was written for (``meta["judgment_label"]``,
-else the first of :data:`TARGET_LABEL_KEYS`). The published critiques were written with the
+appended, n being the grade of the label chosen for training (``data.target_label``), else of the
+label the critique was written for (``meta["judgment_label"]``), else of the first of
+:data:`TARGET_LABELS`. The published critiques were written with the
 reference shown and are stored in ``judgment``; a with-reference template takes
 ``judgment_with_reference`` when the sample has one, else ``judgment``.
 
@@ -45,15 +46,25 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from judgetrain.formats.base import JudgeFormat, Message, format_score, read_markers, swap_names
+from judgetrain.formats.base import (
+    DEFAULT_TARGET_LABELS,
+    FoundVerdict,
+    JudgeFormat,
+    Message,
+    VerdictMarkers,
+    format_score,
+    group_1,
+    swap_names,
+)
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
 
 SCORE_SCALE = (1.0, 5.0)
 """Prometheus's absolute-grading scale (integers)."""
 
-TARGET_LABEL_KEYS = ("gpt4_1", "gpt4", "human_majority", "human", "gold")
-"""Which label a target's result comes from when the sample does not name it, first present wins:
-the grade GPT-4's first critique was written for, then the teacher's (possibly averaged) grade."""
+TARGET_LABELS = ("gpt4_1",) + DEFAULT_TARGET_LABELS
+"""The labels a target's result comes from when neither the run nor the sample names one, first
+present wins: the grade GPT-4's first critique was written for, then the teacher's (possibly averaged)
+grade and the others of :data:`~judgetrain.formats.base.DEFAULT_TARGET_LABELS`."""
 
 ABS_SYSTEM_PROMPT = (
     "You are a fair judge assistant tasked with providing clear, objective feedback based on specific criteria, "
@@ -177,6 +188,8 @@ _REL_MARKER = re.compile(r"(\[\s*RESULT\s*\]\s*[:：]?\s*[*_`\"'(\[\s]*(?:[Rr]es
 class PrometheusFormat(JudgeFormat):
     """A Prometheus template: feedback, then ``[RESULT] …``."""
 
+    target_labels: tuple[str, ...] = TARGET_LABELS
+
     @property
     def system_prompt(self) -> str:
         return ABS_SYSTEM_PROMPT if self.protocol == "single" else REL_SYSTEM_PROMPT
@@ -217,20 +230,20 @@ class PrometheusFormat(JudgeFormat):
         return [{"role": "system", "content": self.system_prompt},
                 {"role": "user", "content": self.prompt_template.format(**fields)}]
 
-    def target(self, sample: JudgeSample) -> str | None:
+    def target(self, sample: JudgeSample, target_label: str | None = None) -> str | None:
+        chosen = self.target_label_of(sample, target_label) if target_label is not None else None
         text = sample.judgment_with_reference if self.with_reference else None
         text = text if text is not None else sample.judgment
         if text is not None and isinstance(self.parse(text, strict=True), Verdict):
             return text
         named = sample.meta.get("judgment_label") if text is not None else None
-        label = sample.labels.get(named) if isinstance(named, str) else None
-        label = label or sample.label(*TARGET_LABEL_KEYS) or sample.label()
+        label = chosen or (sample.labels.get(named) if isinstance(named, str) else None) or self.target_label_of(sample)
         result = self.result_of(sample, label) if label is not None else None
         if result is None:
             if text is not None:
                 raise ValueError(
                     f"sample {sample.id!r} has a critique without a result and no label {self.name!r} can state: "
-                    f"add a label (one of {TARGET_LABEL_KEYS}) or end the critique with '[RESULT] …'"
+                    f"add a label (one of {self.target_labels}) or end the critique with '[RESULT] …'"
                 )
             return None
         if text is None:
@@ -284,22 +297,20 @@ class PrometheusAbsoluteFormat(PrometheusFormat):
             )
         return format_score(score)
 
-    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
-        if not text.strip():
-            return self.failure(text, "empty output")
-        own, _begin = self.judge_part(text)
-        found = read_markers(own, (_ABS_STRICT,), float, strict=strict, lenient=_ABS_LENIENT)
-        if found is None:
-            mode = "strict" if strict else "lenient"
-            return self.failure(text, f"no result '[RESULT] n' with n in 1-5 ({mode})")
-        if isinstance(found, str):
-            return self.failure(text, found)
-        score, match, lenient = found
+    markers: ClassVar[VerdictMarkers] = VerdictMarkers(
+        expected="result '[RESULT] n' with n in 1-5", strict=(_ABS_STRICT,), read=group_1(float), lenient=_ABS_LENIENT,
+    )
+
+    def verdict_options(self) -> dict[str, str]:
+        return {str(grade): f"[RESULT] {grade}" for grade in range(1, 6)}
+
+    def verdict_from(self, text: str, own: str, begin: int, found: FoundVerdict) -> Verdict | ParseFailure:
+        score = found.value
         if not float(score).is_integer():
             return self.failure(text, f"result {score} is not an integer 1-5")
         if not SCORE_SCALE[0] <= score <= SCORE_SCALE[1]:
             return self.failure(text, f"result {format_score(score)} is outside the scale 1-5")
-        return Verdict(scores=(float(score),), critique=_critique(own, match), template=self.name, lenient=lenient)
+        return Verdict(scores=(float(score),), critique=_critique(own, found.match), template=self.name, lenient=found.lenient)
 
 
 _REL_WINNERS = {"A": "A", "B": "B", "TIE": "tie"}
@@ -315,21 +326,20 @@ class PrometheusRelativeFormat(PrometheusFormat):
         # Prometheus's relative grading has no tie: a tie label states nothing it can say.
         return label.winner if label.winner in ("A", "B") else None
 
-    def parse(self, text: str, strict: bool = True) -> Verdict | ParseFailure:
-        if not text.strip():
-            return self.failure(text, "empty output")
-        own, _begin = self.judge_part(text)
-        found = read_markers(own, (_REL_STRICT,), lambda v: _REL_WINNERS[v.upper()], strict=strict, lenient=_REL_LENIENT,
-                             read_lenient=lambda v: _REL_WINNERS[v.split()[-1].upper()])
-        if found is None:
-            mode = "strict" if strict else "lenient"
-            return self.failure(text, f"no result '[RESULT] A' or '[RESULT] B' ({mode})")
-        if isinstance(found, str):
-            return self.failure(text, found)
-        winner, match, lenient = found
-        if winner == "tie":
+    markers: ClassVar[VerdictMarkers] = VerdictMarkers(
+        expected="result '[RESULT] A' or '[RESULT] B'",
+        strict=(_REL_STRICT,), read=group_1(lambda v: _REL_WINNERS[v.upper()]),
+        lenient=_REL_LENIENT, read_lenient=group_1(lambda v: _REL_WINNERS[v.split()[-1].upper()]),
+    )
+
+    def verdict_options(self) -> dict[str, str]:
+        # No tie: Prometheus's relative grading always picks a response.
+        return {"A": "[RESULT] A", "B": "[RESULT] B"}
+
+    def verdict_from(self, text: str, own: str, begin: int, found: FoundVerdict) -> Verdict | ParseFailure:
+        if found.value == "tie":
             return self.failure(text, "the result is a tie, which Prometheus's relative grading does not give (A or B)")
-        return Verdict(winner=winner, critique=_critique(own, match), template=self.name, lenient=lenient)
+        return Verdict(winner=found.value, critique=_critique(own, found.match), template=self.name, lenient=found.lenient)
 
     def swap_judgment(self, text: str) -> str:
         """The judgment with the answers swapped: "[RESULT] A" <-> "[RESULT] B" (decorations kept) and
@@ -345,19 +355,21 @@ class PrometheusRelativeFormat(PrometheusFormat):
 
 FORMATS: tuple[PrometheusFormat, ...] = (
     PrometheusAbsoluteFormat(
-        name="prometheus-absolute-v1", family="prometheus", protocol="single",
+        name="prometheus-absolute-v1", family="prometheus", protocol="single", reference_twin="prometheus-absolute-ref-v1",
         description="Prometheus absolute grading on a 1-5 rubric: feedback, then '[RESULT] n'",
     ),
     PrometheusAbsoluteFormat(
         name="prometheus-absolute-ref-v1", family="prometheus", protocol="single", with_reference=True,
+        reference_twin="prometheus-absolute-v1",
         description="Prometheus absolute grading with a reference answer (score 5): feedback, then '[RESULT] n'",
     ),
     PrometheusRelativeFormat(
-        name="prometheus-relative-v1", family="prometheus", protocol="pairwise",
+        name="prometheus-relative-v1", family="prometheus", protocol="pairwise", reference_twin="prometheus-relative-ref-v1",
         description="Prometheus relative grading against a rubric: feedback, then '[RESULT] A' or '[RESULT] B'",
     ),
     PrometheusRelativeFormat(
         name="prometheus-relative-ref-v1", family="prometheus", protocol="pairwise", with_reference=True,
+        reference_twin="prometheus-relative-v1",
         description="Prometheus relative grading with a reference answer: feedback, then '[RESULT] A' or '[RESULT] B'",
     ),
 )

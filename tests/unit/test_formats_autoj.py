@@ -214,7 +214,7 @@ def test_swap_judgment_twice_is_identity(parts):
 
 @pytest.mark.parametrize("winner", ["A", "B", "tie"])
 def test_swap_judgment_flips_the_verdict_and_the_names(winner):
-    text = f"Response 1 is clearer than response 2.\n\n{autoj.DECISION_STATEMENTS[winner]}."
+    text = f"Response 1 is clearer than response 2.\n\n{PAIR.verdict_options()[winner]}."
     swapped = PAIR.swap_judgment(text)
     assert swapped.startswith("Response 2 is clearer than response 1.")
     assert PAIR.parse(swapped).winner == flip_winner(winner)

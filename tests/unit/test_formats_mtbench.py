@@ -284,7 +284,7 @@ def test_swap_judgment_twice_is_identity(parts):
 @pytest.mark.parametrize("winner", ["A", "B", "tie"])
 def test_swap_judgment_flips_the_verdict_and_the_names(name, winner):
     fmt = FORMATS[name]
-    text = f"Assistant A is clearer than assistant B.\n{mtbench.WINNER_TOKENS[winner]}"
+    text = f"Assistant A is clearer than assistant B.\n{PAIR.verdict_options()[winner]}"
     swapped = fmt.swap_judgment(text)
     assert swapped.startswith("Assistant B is clearer than assistant A.")
     assert fmt.parse(swapped).winner == flip_winner(winner)

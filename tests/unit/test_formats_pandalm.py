@@ -70,7 +70,7 @@ def test_label_target_parses_back(winner, texts, reason, reference):
                      meta={"reference_response": reference} if reference else {})
     messages = FMT.render(sample)
     target = messages[-1]["content"]
-    assert target.split("\n")[0] == pandalm.VERDICT_LINES[winner]
+    assert target.split("\n")[0] == FMT.verdict_options()[winner]
     verdict = FMT.parse(target, strict=True)
     assert isinstance(verdict, Verdict) and verdict.winner == winner and not verdict.lenient
     if reason is not None and reason.strip():
@@ -171,7 +171,7 @@ def test_swap_judgment_twice_is_identity(parts):
 
 @pytest.mark.parametrize("winner", ["A", "B", "tie"])
 def test_swap_judgment_flips_the_verdict_line_and_the_names(winner):
-    text = f"{pandalm.VERDICT_LINES[winner]}\n\n### Reason: Response 1 is clearer than response 2.\n\n### Reference: cold"
+    text = f"{FMT.verdict_options()[winner]}\n\n### Reason: Response 1 is clearer than response 2.\n\n### Reference: cold"
     swapped = FMT.swap_judgment(text)
     assert FMT.parse(swapped).winner == flip_winner(winner)
     assert "### Reason: Response 2 is clearer than response 1." in swapped and swapped.endswith("### Reference: cold")
@@ -186,7 +186,7 @@ def test_judging_with_the_tiny_model_reads_verdict_probabilities(tiny_model, tin
     assert judge.decoding.stop == ("\n",) and judge.decoding.max_new_tokens == 32
     for judgment in judge.judge([_sample(Label(winner="A"))]):
         assert judgment.prompt_messages[0]["content"].endswith("### Evaluation:\n")
-        for order in judgment.meta["orders"]:
+        for order in (judgment.both_orders.original.to_dict(), judgment.both_orders.swapped.to_dict()):
             # A random model writes no verdict line: a ParseFailure, never a tie; its first-token
             # probabilities over "1" / "2" / "Tie" are still read and normalised.
             assert order["parse_failure"] is not None or order["verdict"]["winner"] in ("A", "B", "tie")
