@@ -12,6 +12,8 @@ default decoding.
 A server (``judgetrain serve`` or ``vllm serve`` of an export dir) applies the export's own chat
 template to the messages, so the prompt the model reads is the same in both places. ``vllm serve``
 has no card route: give the card with ``card=`` (the export dir or its judge_card.json).
+The card is read and checked by :mod:`judgetrain.card`; :meth:`~judgetrain.card.JudgeCard.judge_options`
+turns it into the Judge's arguments.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from judgetrain.card import JudgeCard, read_card
 from judgetrain.types import Answer, JudgeSample, Judgment
 
 CARD_ROUTE = "/v1/judge_card"
@@ -32,11 +35,9 @@ def _api_root(url: str) -> str:
     return url if url.endswith("/v1") else f"{url}/v1"
 
 
-def fetch_card(url: str, *, timeout_seconds: float = 30) -> dict[str, Any]:
+def fetch_card(url: str, *, timeout_seconds: float = 30) -> JudgeCard:
     """The judge card a server publishes at ``/v1/judge_card``."""
     import httpx
-
-    from judgetrain.export import check_card
 
     where = _api_root(url) + CARD_ROUTE.removeprefix("/v1")
     try:
@@ -47,7 +48,11 @@ def fetch_card(url: str, *, timeout_seconds: float = 30) -> dict[str, Any]:
         raise ValueError(f"{where}: the server publishes no judge card (vllm serve does not); pass card=<export dir or judge_card.json>")
     if response.status_code != 200:
         raise ValueError(f"{where}: HTTP {response.status_code} while fetching the judge card")
-    return check_card(response.json(), where)
+    try:
+        published = response.json()
+    except ValueError:
+        raise ValueError(f"{where}: the server's judge card is not JSON") from None
+    return JudgeCard.from_dict(published, where)
 
 
 def _served_model_id(api_root: str, timeout_seconds: float = 30) -> str:
@@ -61,23 +66,26 @@ def _served_model_id(api_root: str, timeout_seconds: float = 30) -> str:
     return models[0]["id"]
 
 
-def judge_from_card(judge_cls, path_or_url: str | Path, *, card: str | Path | dict | None = None, model: str | None = None,
-                    batch_size: int = 8, progress: bool = False, **judge_options: Any):
-    """A ``judge_cls`` (Judge) set up as the card says: see :meth:`judgetrain.judging.Judge.from_card`."""
-    from judgetrain.export import check_card, read_card
-    from judgetrain.judging.backends.base import Decoding
+def judge_from_card(judge_cls, path_or_url: str | Path, *, card: str | Path | dict | JudgeCard | None = None,
+                    model: str | None = None, batch_size: int = 8, progress: bool = False, **judge_options: Any):
+    """A ``judge_cls`` (Judge) set up as the card says: see :meth:`judgetrain.judging.Judge.from_card`.
 
+    ``card`` gives the card when ``path_or_url`` has none to read (a ``vllm serve`` URL): an export
+    dir, its judge_card.json, the parsed JSON or a :class:`~judgetrain.card.JudgeCard`. A reward card
+    gives a :class:`~judgetrain.reward.judge.RewardJudge` whatever ``judge_cls`` is."""
     target = str(path_or_url)
     remote = target.startswith(("http://", "https://"))
-    if isinstance(card, dict):
-        card_content = check_card(card, "card=")
+    if isinstance(card, JudgeCard):
+        card_content = card
+    elif isinstance(card, dict):
+        card_content = JudgeCard.from_dict(card, "card=")
     elif card is not None:
         card_content = read_card(card)
     elif remote:
         card_content = fetch_card(target)
     else:
         card_content = read_card(target)
-    if card_content.get("kind") == "reward":
+    if card_content.kind == "reward":
         return _reward_judge_from_card(target, card_content, remote=remote, model=model, batch_size=batch_size,
                                        progress=progress, **judge_options)
     if remote:
@@ -92,35 +100,25 @@ def judge_from_card(judge_cls, path_or_url: str | Path, *, card: str | Path | di
         from judgetrain.judging.backends.transformers_backend import TransformersBackend
 
         backend = TransformersBackend(target, batch_size=batch_size)
-    tie_policy = card_content["tie_policy"]
-    options: dict[str, Any] = dict(
-        decoding=Decoding(**card_content["decoding"]),
-        both_orders=bool(tie_policy["both_orders"]),
-        disagreement_policy=tie_policy.get("disagreement", "tie"),
-        # Cards written before these fields judge as they did then: verdicts, no margin.
-        aggregation=tie_policy.get("aggregation", "verdicts"),
-        tie_margin=float(tie_policy.get("tie_margin", 0.0)),
-        strict=card_content["parser"]["mode"] == "strict",
-        progress=progress,
-    )
+    options: dict[str, Any] = {**card_content.judge_options(), "progress": progress}
     options.update(judge_options)
-    judge = judge_cls(card_content["format"]["template"], backend, **options)
+    judge = judge_cls(card_content.template, backend, **options)
     judge.card = card_content
     return judge
 
 
-def _reward_judge_from_card(target: str, card: dict[str, Any], *, remote: bool, model: str | None, batch_size: int,
+def _reward_judge_from_card(target: str, card: JudgeCard, *, remote: bool, model: str | None, batch_size: int,
                             progress: bool, **judge_options: Any):
     """The RewardJudge a reward card describes: a local export (transformers) or a server's ``/pooling``."""
     from judgetrain.reward.judge import HTTPRewardScorer, LocalRewardScorer, RewardJudge
 
-    reward = card.get("reward") or {}
+    assert card.reward is not None, "a reward card has reward settings"
     if remote:
         root = _api_root(target)
         scorer = HTTPRewardScorer(root, model or _served_model_id(root), max_concurrency=batch_size)
     else:
-        scorer = LocalRewardScorer(target, batch_size=batch_size, max_seq_len=int(reward.get("max_seq_len", 1024)))
-    options: dict[str, Any] = {"tie_margin": float(reward.get("tie_margin", 0.0)), "progress": progress}
+        scorer = LocalRewardScorer(target, batch_size=batch_size, max_seq_len=card.reward.max_seq_len)
+    options: dict[str, Any] = {"tie_margin": card.reward.tie_margin, "progress": progress}
     options.update({k: v for k, v in judge_options.items() if k in ("tie_margin", "both_orders")})
     judge = RewardJudge(scorer, **options)
     judge.card = card
@@ -139,7 +137,7 @@ def pair_sample(question: str, answer_a: str, answer_b: str, *, sample_id: str =
 def compare(judge, question: str, answer_a: str, answer_b: str, *, reference: str | None = None) -> Judgment:
     """Which of two answers is better, judged in both orders (whatever the judge's own setting) and
     aggregated: ``.winner`` is "A", "B", "tie" or None (a parse failure or error, never a tie);
-    ``meta["both_orders"]`` says whether the two orders agreed."""
+    ``both_orders`` (:class:`~judgetrain.types.BothOrders`) holds each order and whether they agreed."""
     if judge.format.protocol != "pairwise":
         raise ValueError(f"compare needs a pairwise judge; {judge.format.name!r} grades one answer (use rerank)")
     sample = pair_sample(question, answer_a, answer_b, reference=reference)

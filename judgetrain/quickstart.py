@@ -36,11 +36,10 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from judgetrain.data.io import write_jsonl_atomic, write_text_atomic
+from judgetrain.atomic import write_jsonl_atomic, write_text_atomic
 from judgetrain.types import JudgeSample, Judgment
 
 RESOURCES = Path(__file__).parent / "resources" / "quickstart"
@@ -116,7 +115,7 @@ def _say(text: str) -> None:
 
 def read_shipped(name: str) -> list[JudgeSample]:
     """The canonical samples of one shipped file."""
-    from judgetrain.data.io import read_sample_file
+    from judgetrain.data.prepared import read_sample_file
 
     return read_sample_file(RESOURCES / name)
 
@@ -142,33 +141,6 @@ def fitting(samples: Sequence[JudgeSample], fmt, tokenizer, max_seq_len_tokens: 
     return kept
 
 
-def write_prepared(samples: Sequence[JudgeSample], out_dir: Path, *, format_name: str, source: str, seed: int,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``samples`` as a prepared dir (the layout ``judgetrain prep`` writes) through a staging dir."""
-    import shutil
-
-    import judgetrain
-    from judgetrain.data.io import make_staging_dir, replace_dir, write_manifest, write_samples
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = make_staging_dir(out_dir.parent, f".{out_dir.name}.tmp-")
-    try:
-        section = write_samples(samples, staging)
-        manifest = write_manifest(staging, {
-            "judgetrain_version": judgetrain.__version__,
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "source": source,
-            "settings": {"format": format_name, "augmentation": {"num_swapped": sum(s.swapped for s in samples)}, **(extra or {})},
-            "seed": seed,
-            "samples": section,
-        })
-        replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return manifest
-
-
 def held_out_items(num_eval: int, *, seed: int) -> list[JudgeSample]:
     """``num_eval`` PandaLM test items, a seeded draw from the shipped 999 (kept in file order)."""
     import random
@@ -183,7 +155,8 @@ def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, li
     import random
 
     from judgetrain import formats
-    from judgetrain.data.augment import materialise
+    from judgetrain.data.prepare import prepare_dataset
+    from judgetrain.data.prepared import read_samples
 
     files = REWARD_TRAIN_FILES if size.kind == "reward" else TRAIN_FILES
     pool = [s for name in files for s in read_shipped(name)]
@@ -192,18 +165,18 @@ def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, li
         # A reward judge scores one answer at a time: no order to swap, and a long answer is truncated
         # to the budget rather than the pair left out.
         train = pool[: size.num_train]
-        format_name = None
+        format_name, swap_probability = None, 0.0
     else:
         fmt = formats.get(FORMAT)
         train = fitting(pool, fmt, tokenizer, size.max_seq_len_tokens)[: size.num_train]
         # HHH lists the chosen answer first: swapping half the pairs keeps the judge from learning "A wins".
-        train = materialise(train, swap_probability=0.5, p_include_reference=1.0, seed=seed)
-        format_name = FORMAT
+        format_name, swap_probability = FORMAT, 0.5
     held_out = held_out_items(size.num_eval, seed=seed)
     train_dir = out / "data" / "train"
-    write_prepared(train, train_dir, format_name=format_name, source="quickstart", seed=seed,
-                   extra={"files": list(files), "max_seq_len_tokens": size.max_seq_len_tokens})
-    return train_dir, train, held_out
+    prepare_dataset(train, train_dir, source="quickstart", input=str(RESOURCES), format_name=format_name, swap_aug=swap_probability,
+                    seed=seed, details={"files": list(files), "max_seq_len_tokens": size.max_seq_len_tokens})
+    # The samples as written, i.e. with the swap augmentation applied.
+    return train_dir, read_samples(train_dir), held_out
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -399,7 +372,9 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
         server.shutdown()
         server.server_close()
     served_example = {"url": url, "sample_id": example.id, "human": gold_winner(example), "winner": served.winner,
-                      "raw_text": served.raw_text, "both_orders": served.meta.get("both_orders")}
+                      "raw_text": served.raw_text,
+                      "both_orders": {k: v for k, v in served.both_orders.to_dict().items() if k not in ("original", "swapped")}
+                      if served.both_orders is not None else None}
     _say(f"[quickstart] served judge at {url}: {example.id} -> {served.winner} (human: {gold_winner(example)})")
 
     # 6. the report
@@ -426,5 +401,5 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
     return results
 
 
-__all__ = ["configure", "run", "quickstart", "Size", "FULL", "FULL_GENERATIVE", "TINY", "TINY_GENERATIVE", "FORMAT", "KINDS", "build_data", "write_prepared", "read_shipped",
+__all__ = ["configure", "run", "quickstart", "Size", "FULL", "FULL_GENERATIVE", "TINY", "TINY_GENERATIVE", "FORMAT", "KINDS", "build_data", "read_shipped",
            "score", "baselines", "summary_table"]

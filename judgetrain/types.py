@@ -343,8 +343,10 @@ class Judgment:
     Exactly one of ``verdict``, ``parse_failure`` and ``error`` is set: a verdict when the output
     parsed, a parse failure when it did not, an error when the backend gave no output at all. The one
     exception is a both-orders aggregate whose two orders disagreed under the ``"inconsistent"``
-    policy: it sets none of them and says so in ``meta["both_orders"]["outcome"] == "inconsistent"``
-    (an inconsistency is its own outcome, neither a verdict nor a failure).
+    policy: it sets none of them and says so in ``both_orders.outcome == "inconsistent"`` (an
+    inconsistency is its own outcome, neither a verdict nor a failure).
+    ``both_orders`` is set on the per-sample Judgment of a pair judged in both orders: the two
+    per-order judgments and how they were combined (:class:`BothOrders`); None for one order.
     ``swapped`` is True when the answers were shown in swapped order; the verdict is then already
     mapped back to the sample's own order. ``prompt_messages`` / ``prompt_text`` are exactly what
     was sent. ``verdict_logprobs`` holds the verdict-token log-probabilities when the backend gives
@@ -368,12 +370,17 @@ class Judgment:
     tokens_out: int | None = None
     verdict_logprobs: dict[str, float] | None = None
     verdict_probabilities: dict[str, float] | None = None
+    both_orders: "BothOrders | None" = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.both_orders, Mapping):
+            object.__setattr__(self, "both_orders", BothOrders.from_dict(self.both_orders))
+        if self.both_orders is not None and not isinstance(self.both_orders, BothOrders):
+            raise ValueError(f"judgment {self.sample_id!r}: both_orders must be a BothOrders record or null, "
+                             f"got {type(self.both_orders).__name__}")
         set_fields = [n for n in ("verdict", "parse_failure", "error") if getattr(self, n) is not None]
-        both_orders = self.meta.get("both_orders") if isinstance(self.meta, Mapping) else None
-        inconsistent = isinstance(both_orders, Mapping) and both_orders.get("outcome") == "inconsistent"
+        inconsistent = self.both_orders is not None and self.both_orders.outcome == "inconsistent"
         if len(set_fields) != 1 and not (inconsistent and not set_fields):
             raise ValueError(
                 f"judgment {self.sample_id!r}: exactly one of verdict / parse_failure / error must be set, got {set_fields or 'none'}"
@@ -398,10 +405,135 @@ class Judgment:
         out["parse_failure"] = self.parse_failure.to_dict() if self.parse_failure is not None else None
         out["prompt_messages"] = [dict(m) for m in self.prompt_messages]
         out["decoding"] = dict(self.decoding)
+        out["both_orders"] = self.both_orders.to_dict() if self.both_orders is not None else None
         out["meta"] = dict(self.meta)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Judgment":
+        """Read a judgment row; rows written before the typed ``both_orders`` field kept the two
+        orders in ``meta["orders"]`` and the outcome in ``meta["both_orders"]``, and are read too."""
         _known_keys(cls, data, "judgment")
+        data = dict(data)
+        meta = dict(data.get("meta") or {})
+        if data.get("both_orders") is None and "orders" in meta and "both_orders" in meta:
+            data["both_orders"] = BothOrders.from_legacy_meta(meta.pop("orders"), meta.pop("both_orders"))
+            data["meta"] = meta
         return cls(**data)
+
+
+AGGREGATED_BY = ("verdicts", "probabilities")
+"""What decided a both-orders pair: the two verdicts, or the mean verdict probabilities (debiased)."""
+
+BOTH_ORDERS_OUTCOMES = ("A", "B", "tie", "score", "inconsistent", "parse_failure", "error")
+"""What a both-orders pair came to: a winner, a grade without a winner, the two orders disagreeing
+(policy ``"inconsistent"``), or a failure of either order (an error before a parse failure)."""
+
+
+@dataclass(frozen=True)
+class BothOrders:
+    """A pair judged as shown and with its answers swapped, and how the two were combined.
+
+    ``original`` is the judgment of the order as shown; ``swapped`` the one with the answers
+    exchanged (``swapped=True``), its verdict, scores and probabilities already mapped back to the
+    sample's order (``raw_text`` and the critique are as the judge wrote them). ``policy`` is what a
+    disagreement becomes (``"tie"`` or ``"inconsistent"``); ``aggregation`` the rule asked for and
+    ``aggregated_by`` the one that decided (``"verdicts"`` when ``fallback`` says why the
+    probabilities could not). With ``aggregated_by="probabilities"``, ``p_a_minus_p_b`` is the mean
+    P(A) − P(B) over the orders and ``tie_margin`` the margin it was compared with: the outcome is the
+    debiased verdict. ``by_construction`` is True when the orders cannot differ (a reward judge).
+    """
+
+    original: Judgment
+    swapped: Judgment
+    policy: str
+    outcome: str
+    aggregation: str = "verdicts"
+    aggregated_by: str = "verdicts"
+    fallback: str | None = None
+    p_a_minus_p_b: float | None = None
+    tie_margin: float | None = None
+    by_construction: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("original", "swapped"):
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, name, Judgment.from_dict(value))
+            elif not isinstance(value, Judgment):
+                raise ValueError(f"both_orders.{name}: expected a judgment, got {type(value).__name__}")
+        if self.original.swapped or not self.swapped.swapped:
+            raise ValueError("both_orders: original must have swapped=false and swapped swapped=true, "
+                             f"got {self.original.swapped} and {self.swapped.swapped}")
+        if self.outcome not in BOTH_ORDERS_OUTCOMES:
+            raise ValueError(f"both_orders.outcome: expected one of {BOTH_ORDERS_OUTCOMES}, got {self.outcome!r}")
+        for name in ("aggregation", "aggregated_by"):
+            if getattr(self, name) not in AGGREGATED_BY:
+                raise ValueError(f"both_orders.{name}: expected one of {AGGREGATED_BY}, got {getattr(self, name)!r}")
+
+    @property
+    def original_winner(self) -> str | None:
+        """The original order's winner (None when that order has no verdict)."""
+        return self.original.winner
+
+    @property
+    def swapped_winner(self) -> str | None:
+        """The swapped order's winner, mapped back to the sample's order (None without a verdict)."""
+        return self.swapped.winner
+
+    @property
+    def consistent(self) -> bool | None:
+        """Whether the two orders' own verdicts agree; None unless both have one."""
+        first, second = self.original_winner, self.swapped_winner
+        return first == second if first is not None and second is not None else None
+
+    @property
+    def original_probabilities(self) -> dict[str, float] | None:
+        return self.original.verdict_probabilities
+
+    @property
+    def swapped_probabilities(self) -> dict[str, float] | None:
+        """The swapped order's verdict probabilities, mapped back (P(A) is the sample's answer A)."""
+        return self.swapped.verdict_probabilities
+
+    @property
+    def debiased_winner(self) -> str | None:
+        """The position-debiased verdict (decided by the mean probabilities), or None when the pair
+        was not decided that way."""
+        return self.outcome if self.aggregated_by == "probabilities" and self.outcome in WINNERS else None
+
+    def to_dict(self) -> dict[str, Any]:
+        # original_winner / swapped_winner / consistent are derived; written for readers of the file.
+        return {
+            "policy": self.policy, "outcome": self.outcome, "consistent": self.consistent,
+            "original_winner": self.original_winner, "swapped_winner": self.swapped_winner,
+            "aggregation": self.aggregation, "aggregated_by": self.aggregated_by, "fallback": self.fallback,
+            "p_a_minus_p_b": self.p_a_minus_p_b, "tie_margin": self.tie_margin, "by_construction": self.by_construction,
+            "original": self.original.to_dict(), "swapped": self.swapped.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BothOrders":
+        derived = {"consistent", "original_winner", "swapped_winner"}
+        allowed = {f.name for f in dataclasses.fields(cls)} | derived
+        if not isinstance(data, Mapping):
+            raise ValueError(f"both_orders: expected an object, got {type(data).__name__}")
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValueError(f"both_orders: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        for required in ("original", "swapped", "policy", "outcome"):
+            if required not in data:
+                raise ValueError(f"both_orders.{required}: missing required field")
+        return cls(**{k: v for k, v in data.items() if k not in derived})
+
+    @classmethod
+    def from_legacy_meta(cls, orders: Any, info: Any) -> "BothOrders":
+        """The record of a judgment row written with ``meta["orders"]`` (the two per-order
+        judgments) and ``meta["both_orders"]`` (policy, outcome, aggregation)."""
+        if not isinstance(orders, (list, tuple)) or len(orders) != 2 or not isinstance(info, Mapping):
+            raise ValueError("judgment meta: 'orders' must hold the two per-order judgments and 'both_orders' an object, "
+                             f"got {type(orders).__name__} and {type(info).__name__}")
+        return cls(original=orders[0], swapped=orders[1], policy=info.get("policy", "tie"), outcome=info["outcome"],
+                   aggregation=info.get("aggregation", "verdicts"), aggregated_by=info.get("aggregated_by", "verdicts"),
+                   fallback=info.get("fallback"), p_a_minus_p_b=info.get("p_a_minus_p_b"),
+                   tie_margin=info.get("tie_margin"), by_construction=bool(info.get("by_construction", False)))

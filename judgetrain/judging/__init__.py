@@ -9,7 +9,6 @@ from judgetrain.judging.backends import Backend, Completion, Decoding, Request, 
 from judgetrain.judging.cache import CachingBackend, ResultCache, cached_generate, request_key
 from judgetrain.judging.judge import (
     DISAGREEMENT_POLICIES,
-    BothOrdersResult,
     Judge,
     default_decoding,
     outcome_of,
@@ -21,6 +20,6 @@ from judgetrain.judging.judge import (
 __all__ = [
     "Backend", "Completion", "Decoding", "Request", "make_backend",
     "CachingBackend", "ResultCache", "cached_generate", "request_key",
-    "DISAGREEMENT_POLICIES", "BothOrdersResult", "Judge", "default_decoding", "outcome_of", "per_order",
+    "DISAGREEMENT_POLICIES", "Judge", "default_decoding", "outcome_of", "per_order",
     "summarize", "verdict_options",
 ]

@@ -10,18 +10,12 @@ sample's own order (winner A <-> B, scores reversed, P(A) <-> P(B)), then the tw
 agreement gives that verdict; disagreement gives a tie (policy ``"tie"``) or the outcome
 ``"inconsistent"`` (policy ``"inconsistent"``), which is neither a verdict nor a failure. When either
 order has no verdict the aggregate carries that failure (an error before a parse failure): a parse
-failure is never turned into a tie. The per-sample Judgment keeps both per-order judgments:
-
-``judgment.meta["orders"]``
-    ``[original.to_dict(), swapped.to_dict()]`` — the original order first; the swapped one has
-    ``swapped=True`` and its verdict already mapped back (``raw_text`` and the critique are as the
-    judge wrote them, naming the answers in the order it saw them).
-``judgment.meta["both_orders"]``
-    ``{"policy": "tie" | "inconsistent", "outcome": "A" | "B" | "tie" | "inconsistent" |
-    "parse_failure" | "error", "consistent": bool | None, "original": winner | None,
-    "swapped": winner | None, "aggregation": "verdicts" | "probabilities"}`` — ``original`` /
-    ``swapped`` are each order's winner in the sample's own order (None when that order has no
-    verdict); ``consistent`` is None unless both have one.
+failure is never turned into a tie. The per-sample Judgment keeps both per-order judgments and the
+outcome in its typed ``both_orders`` field (:class:`~judgetrain.types.BothOrders`): ``original`` and
+``swapped`` (its verdict already mapped back; ``raw_text`` and the critique are as the judge wrote
+them, naming the answers in the order it saw them), ``policy``, ``outcome`` (``"A"`` / ``"B"`` /
+``"tie"`` / ``"score"`` / ``"inconsistent"`` / ``"parse_failure"`` / ``"error"``), ``consistent``
+(None unless both orders have a verdict), ``aggregation`` and ``aggregated_by``.
 
 Aggregation. ``aggregation="verdicts"`` (the default) is the rule above. ``aggregation="probabilities"``
 decides a pair from the verdict probabilities instead: P(A wins) is the mean over the two orders of
@@ -31,15 +25,16 @@ aggregated verdict is position-free by construction: swapping the sample's answe
 orders' roles, and the mean and the difference are exactly antisymmetric in floating point, so the
 verdict of ``swap(sample)`` is the flipped verdict of ``sample``, bit for bit (with a deterministic
 backend), and the disagreement policy never applies. The per-order verdicts stay in
-``meta["orders"]`` and ``consistent`` still compares those raw per-order verdicts, so consistency
-measures the model's own position bias, not the aggregate's. The record then also holds
-``"p_a_minus_p_b"`` and ``"tie_margin"``; when an order has no winner probabilities (a format whose
-verdict does not come first, a backend without log-probabilities) the pair falls back to the verdicts
-rule and ``"aggregated_by": "verdicts"`` with a ``"fallback"`` reason says so (``"aggregated_by":
-"probabilities"`` otherwise). Errors and parse failures win over both rules, as above.
+``both_orders.original`` / ``.swapped`` and ``consistent`` still compares those raw per-order
+verdicts, so consistency measures the model's own position bias, not the aggregate's. The record
+then also holds ``p_a_minus_p_b`` and ``tie_margin`` (``both_orders.debiased_winner`` is the
+debiased verdict); when an order has no winner probabilities (a format whose verdict does not come
+first, a backend without log-probabilities) the pair falls back to the verdicts rule and
+``aggregated_by="verdicts"`` with a ``fallback`` reason says so (``aggregated_by="probabilities"``
+otherwise). Errors and parse failures win over both rules, as above.
 
-:func:`per_order` and :class:`BothOrdersResult` read these back. Single-answer samples are judged
-once even with ``both_orders=True``.
+:func:`per_order` lists the per-order judgments. Single-answer samples are judged once even with
+``both_orders=True``.
 
 Other meta keys of a Judgment: ``template_version``; ``cached`` (the completion came from the result
 cache, so it cost nothing this run); ``cost_usd`` (when the backend prices calls); ``samples`` (one
@@ -54,11 +49,14 @@ import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from judgetrain.formats.base import JudgeFormat
 from judgetrain.judging.backends.base import Backend, Completion, Decoding, Request
-from judgetrain.types import WINNERS, JudgeSample, Judgment, ParseFailure, Verdict, flip_winner
+
+if TYPE_CHECKING:
+    from judgetrain.card import JudgeCard
+from judgetrain.types import WINNERS, BothOrders, JudgeSample, Judgment, ParseFailure, Verdict, flip_winner
 
 DISAGREEMENT_POLICIES = ("tie", "inconsistent")
 """What a both-orders disagreement becomes: a tie, or the outcome "inconsistent" kept on its own."""
@@ -75,26 +73,11 @@ VERDICT_LINE_MAX_NEW_TOKENS = 32
 FULL_JUDGMENT_MAX_NEW_TOKENS = 512
 """Default generation budget when the whole judgment (critique and verdict) is generated."""
 
-# Verdict-first families: the verdict option -> the text the judge's first generated token starts.
-# JudgeLM's first line starts with Assistant 1's score (PandaLM's format defines its own options).
-_SCORE_OPTIONS_1_TO_10 = {str(score): str(score) for score in range(1, 11)}
-_FAMILY_VERDICT_OPTIONS: dict[str, dict[str, str]] = {
-    "judgelm": _SCORE_OPTIONS_1_TO_10,
-}
-
-
 def verdict_options(fmt: JudgeFormat) -> dict[str, str] | None:
     """The verdict options whose first-token probabilities a backend can read from one forward pass
-    over the prompt, or None when the format's verdict does not come first.
-
-    A format may define ``verdict_options()`` itself; otherwise the family table above is used."""
-    if not fmt.verdict_first:
-        return None
-    own = getattr(fmt, "verdict_options", None)
-    if callable(own):
-        return own()
-    options = _FAMILY_VERDICT_OPTIONS.get(fmt.family)
-    return dict(options) if options is not None else None
+    over the prompt (the format's :meth:`~JudgeFormat.verdict_options`), or None when the format's
+    verdict does not come first."""
+    return fmt.verdict_options() if fmt.verdict_first else None
 
 
 def default_decoding(fmt: JudgeFormat, *, stop_at_verdict: bool = True, max_new_tokens: int | None = None) -> Decoding:
@@ -153,41 +136,17 @@ def _sum_or_none(values: Iterable[float | int | None]) -> Any:
     return sum(present) if present else None
 
 
-@dataclass(frozen=True)
-class BothOrdersResult:
-    """The both-orders record of one sample, read back from a Judgment's meta."""
-
-    policy: str
-    outcome: str
-    consistent: bool | None
-    original: Judgment
-    swapped: Judgment
-
-    @classmethod
-    def from_judgment(cls, judgment: Judgment) -> "BothOrdersResult | None":
-        """The record, or None when ``judgment`` was judged in one order only."""
-        info = judgment.meta.get("both_orders")
-        orders = judgment.meta.get("orders")
-        if not info or not orders:
-            return None
-        original, swapped = (o if isinstance(o, Judgment) else Judgment.from_dict(o) for o in orders)
-        return cls(policy=info["policy"], outcome=info["outcome"], consistent=info["consistent"],
-                   original=original, swapped=swapped)
-
-
 def per_order(judgment: Judgment) -> list[Judgment]:
     """The per-order judgments of a both-orders Judgment (original first), or ``[judgment]``."""
-    orders = judgment.meta.get("orders")
-    if not orders:
+    if judgment.both_orders is None:
         return [judgment]
-    return [o if isinstance(o, Judgment) else Judgment.from_dict(o) for o in orders]
+    return [judgment.both_orders.original, judgment.both_orders.swapped]
 
 
 def outcome_of(judgment: Judgment) -> str:
     """One word for what a judgment says: its winner ("A" / "B" / "tie"), "score" for a grade,
     "inconsistent", "parse_failure" or "error"."""
-    info = judgment.meta.get("both_orders")
-    if info and info.get("outcome") == "inconsistent":
+    if judgment.both_orders is not None and judgment.both_orders.outcome == "inconsistent":
         return "inconsistent"
     if judgment.error is not None:
         return "error"
@@ -256,15 +215,16 @@ class Judge:
             backend = backend if isinstance(backend, CachingBackend) else CachingBackend(backend, cache)
         self.backend = backend
 
-    card: dict[str, Any] | None = None
+    card: "JudgeCard | None" = None
     """The judge card this judge was built from (:meth:`from_card`), else None."""
 
     @classmethod
     def from_card(cls, path_or_url: Any, **options: Any) -> "Judge":
         """The judge an export describes: a local export dir (transformers backend) or the ``http://``
         URL of an OpenAI-compatible server of one (its card from ``GET /v1/judge_card``, or ``card=``
-        a local export dir / judge_card.json). Template, parser mode, both-orders policy and decoding
-        come from the card; ``options`` override Judge arguments. See :mod:`judgetrain.client`."""
+        a local export dir / judge_card.json). Template, parser mode, both-orders policy, aggregation and
+        tie margin, and decoding come from the card (:meth:`judgetrain.card.JudgeCard.judge_options`);
+        ``options`` override Judge arguments. See :mod:`judgetrain.client`."""
         from judgetrain.client import judge_from_card
 
         return judge_from_card(cls, path_or_url, **options)
@@ -393,14 +353,13 @@ class Judge:
 
     # --- both orders --------------------------------------------------------------------------
     def aggregate(self, sample: JudgeSample, original: Judgment, swapped: Judgment) -> Judgment:
-        """The per-sample Judgment of a both-orders judge (see the module doc for the meta layout)."""
+        """The per-sample Judgment of a both-orders judge (see the module doc for the record)."""
         policy = self.disagreement_policy
         first, second = original.winner, swapped.winner
         consistent = (first == second) if first is not None and second is not None else None
         meta: dict[str, Any] = {
             "template_version": self.format.version,
             "cached": bool(original.meta.get("cached")) and bool(swapped.meta.get("cached")),
-            "orders": [original.to_dict(), swapped.to_dict()],
         }
         cost = _sum_or_none([original.meta.get("cost_usd"), swapped.meta.get("cost_usd")])
         if cost is not None:
@@ -417,8 +376,7 @@ class Judge:
         probabilities = self._mean_winner_probabilities(original, swapped)
         aggregation: dict[str, Any] = {}
         if self.aggregation == "probabilities" and probabilities is None:
-            aggregation = {"aggregated_by": "verdicts",
-                           "fallback": "an order has no winner probabilities (A / B / tie), so the verdicts rule decided"}
+            aggregation = {"fallback": "an order has no winner probabilities (A / B / tie), so the verdicts rule decided"}
         errors = [f"{name} order: {j.error}" for name, j in (("original", original), ("swapped", swapped)) if j.error is not None]
         failures = [(name, j) for name, j in (("original", original), ("swapped", swapped)) if j.parse_failure is not None]
         if errors:
@@ -446,9 +404,9 @@ class Judge:
             fields = {"verdict": Verdict(winner=winner, scores=self._mean_scores(original.verdict, swapped.verdict),
                                          critique=original.verdict.critique, template=self.format.name,
                                          lenient=original.verdict.lenient or swapped.verdict.lenient)}
-        meta["both_orders"] = {"policy": policy, "outcome": outcome, "consistent": consistent,
-                               "original": first, "swapped": second, "aggregation": self.aggregation, **aggregation}
-        return Judgment(verdict_probabilities=probabilities, meta=meta, **fields, **common)
+        record = BothOrders(original=original, swapped=swapped, policy=policy, outcome=outcome,
+                            aggregation=self.aggregation, **aggregation)
+        return Judgment(verdict_probabilities=probabilities, both_orders=record, meta=meta, **fields, **common)
 
     @staticmethod
     def _mean_scores(first: Verdict, second: Verdict) -> tuple[float | None, ...] | None:
@@ -522,8 +480,8 @@ def choose_tie_margin(differences: Sequence[float], gold: Sequence[str | None],
 def summarize(judgments: Sequence[Judgment]) -> dict[str, Any]:
     """Counts for a run: outcomes, parse failures, errors, both-orders consistency, tokens, cost."""
     outcomes = Counter(outcome_of(j) for j in judgments)
-    both = [j.meta["both_orders"] for j in judgments if j.meta.get("both_orders")]
-    comparable = [b for b in both if b.get("consistent") is not None]
+    both = [j.both_orders for j in judgments if j.both_orders is not None]
+    comparable = [b for b in both if b.consistent is not None]
     calls = [part for j in judgments for part in per_order(j)]
     return {
         "num_judgments": len(judgments),
@@ -534,7 +492,7 @@ def summarize(judgments: Sequence[Judgment]) -> dict[str, Any]:
         "num_calls": len(calls),
         "num_cached_calls": sum(1 for c in calls if c.meta.get("cached")),
         "both_orders_items": len(both),
-        "consistency": (sum(1 for b in comparable if b["consistent"]) / len(comparable)) if comparable else None,
+        "consistency": (sum(1 for b in comparable if b.consistent) / len(comparable)) if comparable else None,
         "tokens_in": _sum_or_none(c.tokens_in for c in calls),
         "tokens_out": _sum_or_none(c.tokens_out for c in calls),
         # A cached call was paid for by an earlier run.

@@ -8,8 +8,9 @@ set aside in ``failures.jsonl`` with their raw text, never turned into labels. T
 ``--max-cost-usd`` and says so. Every completion goes through the result cache, so a killed run
 resumes without paying twice for a finished call.
 
-Output (the layout of ``judgetrain prep``): ``OUT/samples/shard-*.jsonl`` + ``OUT/manifest.json``,
-plus ``OUT/failures.jsonl``, ``OUT/label_summary.json`` and the cache ``OUT/teacher-cache.sqlite``.
+Output (a prepared dir written by :func:`judgetrain.data.prepare.prepare_dataset`, as ``judgetrain prep``
+writes it): ``OUT/samples/shard-*.jsonl`` + ``OUT/manifest.json``, plus ``OUT/failures.jsonl``,
+``OUT/label_summary.json`` and the cache ``OUT/teacher-cache.sqlite``; all but the cache are replaced together.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 def read_input_samples(input_path: str | os.PathLike) -> list[JudgeSample]:
     """Samples from a prepared dir or a JSONL file of canonical samples (errors name file and line)."""
-    from judgetrain.data.io import load_samples
+    from judgetrain.data.prepared import load_samples
 
     return load_samples(input_path)
 
@@ -87,7 +88,9 @@ def labelled_sample(sample: JudgeSample, judgment: Judgment, fmt: JudgeFormat, t
 def label(args: argparse.Namespace) -> dict[str, Any]:
     """Run the labelling; returns the summary written to ``OUT/label_summary.json``."""
     from judgetrain import formats
-    from judgetrain.data.io import write_jsonl_atomic, write_samples, write_text_atomic
+    from judgetrain.atomic import write_jsonl_atomic, write_text_atomic
+    from judgetrain.data.prepare import prepare_dataset
+    from judgetrain.data.rows import ReadReport
     from judgetrain.judging.backends.base import Decoding
     from judgetrain.judging.backends.openai_http import OpenAIHTTPBackend
     from judgetrain.judging.cache import ResultCache
@@ -129,7 +132,8 @@ def label(args: argparse.Namespace) -> dict[str, Any]:
         backend.close()
         raise ValueError(f"--max-cost-usd needs the price of {model!r}: pass --price-per-1m-tokens INPUT_USD OUTPUT_USD")
     out.mkdir(parents=True, exist_ok=True)
-    cache = ResultCache(args.cache or out / CACHE_FILE)
+    cache_path = Path(args.cache) if args.cache else out / CACHE_FILE
+    cache = ResultCache(cache_path)
     # The teacher writes its whole judgment: no verdict-first early stop here.
     decoding = Decoding(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     # Both orders: a disagreement is set aside below (not labelled), so the policy only names it.
@@ -154,12 +158,14 @@ def label(args: argparse.Namespace) -> dict[str, Any]:
                     stopped_at_cost_cap = True
                     num_not_sent += 1
                     continue
-                both_orders = judgment.meta.get("both_orders") or {}
-                if judgment.verdict is not None and both_orders.get("consistent") is False:
+                both_orders = judgment.both_orders
+                if judgment.verdict is not None and both_orders is not None and both_orders.consistent is False:
                     num_inconsistent += 1
                     failures.append({"sample_id": sample.id, "kind": "inconsistent",
-                                     "reason": f"the orders disagree: {both_orders.get('original')} vs {both_orders.get('swapped')} (swapped, mapped back)",
-                                     "raw_text": judgment.raw_text, "orders": judgment.meta.get("orders"), "sample": sample.to_dict()})
+                                     "reason": f"the orders disagree: {both_orders.original_winner} vs {both_orders.swapped_winner} (swapped, mapped back)",
+                                     "raw_text": judgment.raw_text,
+                                     "orders": [both_orders.original.to_dict(), both_orders.swapped.to_dict()],
+                                     "sample": sample.to_dict()})
                     continue
                 if judgment.verdict is not None:
                     try:
@@ -204,23 +210,23 @@ def label(args: argparse.Namespace) -> dict[str, Any]:
         "max_cost_usd": args.max_cost_usd,
         "usage": usage,
     }
-    from judgetrain import __version__
-
-    manifest_extra = {
-        "judgetrain_version": __version__,
-        "created_utc": summary["created_utc"],
-        "source": "label",
-        "input": str(args.input),
-        "settings": {"format": fmt.name, "teacher": teacher_key, "base_url": backend.base_url,
-                     "both_orders": args.both_orders, "decoding": decoding.to_dict(), "max_cost_usd": args.max_cost_usd},
-        "rows_read": len(samples),
-        "rows_written": len(labelled),
+    details = {
+        "teacher": teacher_key, "base_url": backend.base_url, "both_orders": args.both_orders, "decoding": decoding.to_dict(),
+        "max_cost_usd": args.max_cost_usd,
         "label_summary": {k: summary[k] for k in ("num_asked", "num_labelled", "num_parse_failures", "num_errors",
                                                   "num_not_sent_cost_cap", "stopped_at_cost_cap")},
     }
-    write_samples(labelled, out, manifest_extra=manifest_extra)
-    write_jsonl_atomic(out / FAILURES_FILE, failures)
-    write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+
+    def add_label_files(staging: Path) -> None:
+        write_jsonl_atomic(staging / FAILURES_FILE, failures)
+        write_text_atomic(staging / SUMMARY_FILE, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+
+    # The new dir replaces OUT whole, so a cache kept in OUT is carried into it (with SQLite's side files).
+    in_out = cache_path.resolve().parent == out.resolve()
+    keep_files = [cache_path.name + suffix for suffix in ("", "-wal", "-shm")] if in_out else []
+    read_report = ReadReport(source="label", rows_read=len(samples), samples_built=len(labelled))
+    prepare_dataset(labelled, out, source="label", input=str(args.input), report=read_report, format_name=fmt.name,
+                    details=details, add_files=add_label_files, keep_files=keep_files)
     return summary
 
 

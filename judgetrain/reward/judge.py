@@ -8,22 +8,25 @@ r_A − r_B < −``tie_margin``, else a tie; ``verdict.scores`` holds (r_A, r_B)
 ``verdict_probabilities`` the Bradley-Terry P(A wins) = σ(r_A − r_B).
 
 The records are the generative judge's: one :class:`~judgetrain.types.Judgment` per sample, and for
-a pair its two orders in ``meta["orders"]`` / ``meta["both_orders"]``. The swapped order costs no call:
+a pair its two orders in the typed ``both_orders`` record. The swapped order costs no call:
 each reward is computed from one answer alone, so showing the answers the other way round gives the
 same two rewards, and the swapped verdict is the original one mapped back, exactly. Consistency is
-therefore 1 by construction, which the both-orders record says (``"by_construction": True``).
+therefore 1 by construction, which the both-orders record says (``by_construction=True``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
 from judgetrain.reward.data import REWARD_TEMPLATE, conversation_text, encode_conversation, reward_messages
-from judgetrain.types import Answer, JudgeSample, Judgment, Verdict, flip_winner
+from judgetrain.types import Answer, BothOrders, JudgeSample, Judgment, Verdict, flip_winner
+
+if TYPE_CHECKING:
+    from judgetrain.card import JudgeCard
 
 DEFAULT_MAX_SEQ_LEN = 1024
 """Token budget of a scored conversation when the card does not give the training one."""
@@ -195,7 +198,7 @@ class RewardJudge:
 
     kind = "reward"
     format = _RewardFormat()
-    card: dict[str, Any] | None = None
+    card: "JudgeCard | None" = None
 
     def __init__(self, scorer: Any, *, tie_margin: float = 0.0, both_orders: bool = True, progress: bool = False):
         if not tie_margin >= 0:
@@ -265,11 +268,10 @@ class RewardJudge:
         original = self._pair_judgment(sample, reward_a, reward_b, common, swapped=False)
         # The swapped order reads the same two conversations, so its rewards are these two, exchanged.
         swapped = self._pair_judgment(sample, reward_a, reward_b, common, swapped=True)
-        meta["orders"] = [original.to_dict(), swapped.to_dict()]
-        meta["both_orders"] = {"policy": "tie", "outcome": original.winner, "consistent": True, "original": original.winner,
-                               "swapped": swapped.winner, "by_construction": True}
+        record = BothOrders(original=original, swapped=swapped, policy="tie", outcome=original.winner,
+                            by_construction=True)
         return Judgment(verdict=original.verdict, raw_text=original.raw_text, verdict_probabilities=original.verdict_probabilities,
-                        meta=meta, **common)
+                        both_orders=record, meta=meta, **common)
 
     def _pair_judgment(self, sample: JudgeSample, reward_a: float, reward_b: float, common: dict[str, Any], *,
                        swapped: bool) -> Judgment:

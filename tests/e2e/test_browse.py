@@ -327,7 +327,7 @@ def test_playground_export_dir_says_what_the_client_says(browse_url, browser, ex
         expected = client.compare(question, answer_a, answer_b)
     finally:
         client.backend.close()
-    raw = [o["raw_text"] for o in expected.meta["orders"]]
+    raw = [o.raw_text for o in (expected.both_orders.original, expected.both_orders.swapped)]
     assert _text(browser, "#outcome") == outcome_of(expected)
     assert _text(browser, "#raw-original") == raw[0].strip() and _text(browser, "#raw-swapped") == raw[1].strip()
     assert "backend transformers" in browser.find_element(By.TAG_NAME, "main").text
@@ -350,21 +350,21 @@ def test_playground_over_served_judges(exported_judge):
         local = playground.judge(question, answers, JudgeChoice(kind="export", target=str(out)))
         remote = playground.judge(question, answers, JudgeChoice(kind="url", target=served_url))
         assert local.template == remote.template == template
-        assert [o["backend"] for o in remote.meta["orders"]] == ["openai", "openai"]
-        assert [o["raw_text"] for o in remote.meta["orders"]] == [o["raw_text"] for o in local.meta["orders"]]
-        assert [o["swapped"] for o in remote.meta["orders"]] == [False, True]
+        assert [o.backend for o in (remote.both_orders.original, remote.both_orders.swapped)] == ["openai", "openai"]
+        assert [o.raw_text for o in (remote.both_orders.original, remote.both_orders.swapped)] == [o.raw_text for o in (local.both_orders.original, local.both_orders.swapped)]
+        assert [o.swapped for o in (remote.both_orders.original, remote.both_orders.swapped)] == [False, True]
         with pytest.raises(ValueError, match=f"card fixes the template {template}"):
             playground.judge(question, answers, JudgeChoice(kind="export", target=str(out)), format_name="judgelm-v1")
 
         plain = playground.judge(question, answers, JudgeChoice(kind="api", target=bare_url), max_new_tokens=8)
-        assert plain.template == "judgelm-v1" and all(o["model"] == "tiny" for o in plain.meta["orders"])
-        assert "9" in plain.meta["orders"][0]["prompt_messages"][-1]["content"]
+        assert plain.template == "judgelm-v1" and all(o["model"] == "tiny" for o in (plain.both_orders.original.to_dict(), plain.both_orders.swapped.to_dict()))
+        assert "9" in plain.both_orders.original.prompt_messages[-1]["content"]
         with pytest.raises(ValueError, match="is pairwise, but 1 answer"):
             playground.judge("Q", ["only one", ""], JudgeChoice(kind="api", target=bare_url), format_name="judgelm-v1")
         with pytest.raises(ValueError, match="publishes no judge card"):
             playground.judge(question, answers, JudgeChoice(kind="url", target=bare_url))
         carded = playground.judge(question, answers, JudgeChoice(kind="url", target=bare_url, card=str(out)), max_new_tokens=4)
-        assert carded.template == template and carded.meta["orders"][0]["decoding"]["max_new_tokens"] == 4
+        assert carded.template == template and carded.both_orders.original.decoding["max_new_tokens"] == 4
     finally:
         playground.close()
         for server, thread in ((served, served_thread), (bare, bare_thread)):

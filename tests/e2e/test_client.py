@@ -59,7 +59,7 @@ def test_http_judge_says_what_the_local_judge_says(served):
     remote_judgments, local_judgments = remote.judge(samples), local.judge(samples)
     for r, l in zip(remote_judgments, local_judgments):
         assert r.error is None, r.error
-        assert [o["raw_text"] for o in r.meta["orders"]] == [o["raw_text"] for o in l.meta["orders"]]
+        assert [o.raw_text for o in (r.both_orders.original, r.both_orders.swapped)] == [o.raw_text for o in (l.both_orders.original, l.both_orders.swapped)]
         assert r.winner == l.winner
     # The trained judge writes verdicts the format reads (so the comparison above is of verdicts, not only of noise).
     assert all(j.verdict is not None for j in local_judgments)
@@ -73,8 +73,8 @@ def test_compare_uses_both_orders(served):
     judge = Judge.from_card(url, both_orders=False)
     sample = read_shipped("eval_pandalm.jsonl")[0]
     result = judge.compare(sample.question_turns[0], sample.answers[0].text, sample.answers[1].text)
-    assert [o["swapped"] for o in result.meta["orders"]] == [False, True]
-    assert result.meta["both_orders"]["outcome"] in ("A", "B", "tie", "parse_failure")
+    assert [o.swapped for o in (result.both_orders.original, result.both_orders.swapped)] == [False, True]
+    assert result.both_orders.outcome in ("A", "B", "tie", "parse_failure")
     assert judge.both_orders is False, "compare leaves the judge's own setting alone"
     judge.backend.close()
 
@@ -86,7 +86,7 @@ def test_rerank_round_robin(served):
     judge = Judge.from_card(out)
     candidates = ["Paris.", "The capital of France is Paris, on the Seine.", "Lyon."]
     result = judge.rerank("What is the capital of France?", candidates)
-    assert len(result.judgments) == 3 and all(len(j.meta["orders"]) == 2 for j in result.judgments)
+    assert len(result.judgments) == 3 and all(j.both_orders is not None for j in result.judgments)
     assert sorted(result.ranking) == [0, 1, 2] and result.best_index == result.ranking[0]
     # Each pair with a verdict hands out exactly one point; unread pairs hand out none.
     assert sum(result.points) == pytest.approx(3 - result.num_unread)

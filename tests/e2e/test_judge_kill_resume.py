@@ -125,7 +125,7 @@ def test_killed_api_judging_run_resumes_without_repeating_a_call_or_leaking_the_
     for judgment in judgments:
         expected = "A" if int(judgment["sample_id"][1:]) % 2 == 0 else "B"
         assert judgment["error"] is None and judgment["verdict"]["winner"] == expected, judgment["sample_id"]
-        assert judgment["meta"]["both_orders"]["consistent"] is True
+        assert judgment["both_orders"]["consistent"] is True
 
     # No finished call was asked again: one successful answer per prompt over both runs, and the
     # restarted run never even tried a prompt finished before the kill.

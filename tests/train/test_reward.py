@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from judgetrain.data.augment import swap
-from judgetrain.data.io import write_samples
+from judgetrain.data.prepared import write_samples
 from judgetrain.reward.data import RewardPairCollator, encode_conversation, pair_rows, reward_messages
 from judgetrain.reward.judge import RewardJudge, LocalRewardScorer, winner_of_margin
 from judgetrain.reward.loss import bradley_terry_loss
@@ -126,7 +126,7 @@ def test_a_reward_verdict_does_not_depend_on_the_answer_order(tiny_tokenizer):
     for a, b in zip(straight, swapped):
         assert b.winner == {"A": "B", "B": "A", "tie": "tie"}[a.winner]
         assert b.verdict.scores == tuple(reversed(a.verdict.scores))
-        assert a.meta["both_orders"]["consistent"] is True and a.meta["both_orders"]["by_construction"] is True
+        assert a.both_orders.consistent is True and a.both_orders.by_construction is True
 
 
 def test_tie_margin_is_chosen_on_held_out_pairs_exported_and_used_by_the_card_judge(tmp_path):

@@ -79,7 +79,7 @@ def test_killed_run_resumes_with_exactly_the_missing_calls(tmp_path, backend_cla
     repeated = Judge(JUDGELM, CachingBackend(again, cache_path), both_orders=True).judge(data)
     assert again.answered == []  # a repeated run costs nothing
     assert [j.to_dict()["verdict"] for j in repeated] == [j.to_dict()["verdict"] for j in judgments]
-    assert all(o["meta"]["cached"] for j in repeated for o in j.meta["orders"])
+    assert all(o.meta["cached"] for j in repeated for o in (j.both_orders.original, j.both_orders.swapped))
 
 
 def test_judge_cache_argument_takes_a_path(tmp_path):

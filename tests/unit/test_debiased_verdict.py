@@ -55,18 +55,18 @@ def test_probabilities_decide_the_pair_with_the_hand_computed_margin():
     backend = FirstAnswerBackend(PROBABILITIES)
     # Both orders say "1": per-order verdicts disagree (A, then B mapped back) and the verdicts rule says tie.
     [by_verdicts] = Judge(PANDALM, backend, both_orders=True).judge([sample])
-    assert by_verdicts.winner == "tie" and by_verdicts.meta["both_orders"]["consistent"] is False
+    assert by_verdicts.winner == "tie" and by_verdicts.both_orders.consistent is False
     # P(A) = (.6 + .4) / 2 = .5, P(B) = (.3 + .5) / 2 = .4: A by 0.1.
     [judgment] = Judge(PANDALM, backend, both_orders=True, aggregation="probabilities").judge([sample])
-    record = judgment.meta["both_orders"]
-    assert judgment.winner == "A" and record["outcome"] == "A" and record["aggregated_by"] == "probabilities"
-    assert record["p_a_minus_p_b"] == pytest.approx(0.1)
+    record = judgment.both_orders
+    assert judgment.winner == "A" and record.outcome == "A" and record.aggregated_by == "probabilities"
+    assert record.p_a_minus_p_b == pytest.approx(0.1)
     assert judgment.verdict_probabilities == pytest.approx({"A": 0.5, "B": 0.4, "tie": 0.1})
     # The raw per-order verdicts and their consistency are kept as they are.
-    assert (record["original"], record["swapped"], record["consistent"]) == ("A", "B", False)
-    assert [o["raw_text"] for o in judgment.meta["orders"]] == ["1", "1"]
+    assert (record.original_winner, record.swapped_winner, record.consistent) == ("A", "B", False)
+    assert [o.raw_text for o in (judgment.both_orders.original, judgment.both_orders.swapped)] == ["1", "1"]
     [within] = Judge(PANDALM, backend, both_orders=True, aggregation="probabilities", tie_margin=0.15).judge([sample])
-    assert within.winner == "tie" and within.meta["both_orders"]["tie_margin"] == 0.15
+    assert within.winner == "tie" and within.both_orders.tie_margin == 0.15
     # "inconsistent" is a verdicts-rule outcome; the probabilities decide even under that policy.
     [kept] = Judge(PANDALM, backend, both_orders=True, aggregation="probabilities",
                    disagreement_policy="inconsistent").judge([sample])
@@ -76,8 +76,8 @@ def test_probabilities_decide_the_pair_with_the_hand_computed_margin():
 def test_without_probabilities_the_verdicts_rule_decides_and_says_so():
     [judgment] = Judge(PANDALM, FirstAnswerBackend(None), both_orders=True, aggregation="probabilities").judge(
         [pair("s", "good", "bad")])
-    record = judgment.meta["both_orders"]
-    assert judgment.winner == "tie" and record["aggregated_by"] == "verdicts" and "no winner probabilities" in record["fallback"]
+    record = judgment.both_orders
+    assert judgment.winner == "tie" and record.aggregated_by == "verdicts" and "no winner probabilities" in record.fallback
 
 
 def test_bad_aggregation_settings_are_refused():
@@ -137,15 +137,15 @@ def test_the_debiased_verdict_is_exactly_invariant_under_swapping_the_answers(ti
     judgments = judge.judge(SAMPLES)
     swapped = judge.judge([swap(s) for s in SAMPLES])
     for judgment, mirror in zip(judgments, swapped):
-        assert judgment.meta["both_orders"]["aggregated_by"] == "probabilities"
+        assert judgment.both_orders.aggregated_by == "probabilities"
         assert mirror.winner == flip_winner(judgment.winner)
         # Bit for bit: the mean and the difference are antisymmetric in floating point.
-        assert mirror.meta["both_orders"]["p_a_minus_p_b"] == -judgment.meta["both_orders"]["p_a_minus_p_b"]
+        assert mirror.both_orders.p_a_minus_p_b == -judgment.both_orders.p_a_minus_p_b
         assert mirror.verdict_probabilities == {FLIP[k]: v for k, v in judgment.verdict_probabilities.items()}
     assert {j.winner for j in judgments} == {"A", "B"}, "the samples are not all decided one way"
     # The per-order verdicts are positional (the model writes the same digit whatever the order), so
     # the verdicts rule would call every pair inconsistent: the aggregate is position-free by construction.
-    assert all(j.meta["both_orders"]["consistent"] is False for j in judgments)
+    assert all(j.both_orders.consistent is False for j in judgments)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from judgetrain.data.io import ReadReport
+from judgetrain.data.rows import ReadReport
 from judgetrain.formats import pandalm
 from judgetrain.judging.judge import default_decoding, verdict_options
 from judgetrain.types import Answer, JudgeSample, Label, ParseFailure, Verdict, flip_winner

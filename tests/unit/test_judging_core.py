@@ -7,7 +7,7 @@ import math
 import pytest
 
 from judgetrain.formats import judgelm, mtbench
-from judgetrain.judging import BothOrdersResult, Judge, default_decoding, outcome_of, per_order, summarize
+from judgetrain.judging import Judge, default_decoding, outcome_of, per_order, summarize
 from judgetrain.judging.backends.base import Backend, Completion, Decoding, Request
 from judgetrain.types import Answer, JudgeSample, Judgment
 
@@ -78,7 +78,7 @@ def test_one_order_records_what_was_sent_and_what_came_back():
     assert judgment.decoding["stop"] == ["\n"] and judgment.decoding["logprobs"] is True
     assert backend.sent[0].verdict_options is not None and "7" in backend.sent[0].verdict_options
     assert judgment.latency_seconds == 0.5 and judgment.tokens_out == 3 and judgment.meta["cost_usd"] == 0.001
-    assert not judgment.swapped and "orders" not in judgment.meta
+    assert not judgment.swapped and judgment.both_orders is None
     assert Judgment.from_dict(judgment.to_dict()) == judgment
 
 
@@ -99,7 +99,7 @@ def test_both_orders_agreement_maps_the_swapped_verdict_back():
     judgments = Judge(JUDGELM, backend, both_orders=True).judge(samples)
     assert len(backend.sent) == 4
     for judgment, expected in zip(judgments, ("A", "B")):
-        result = BothOrdersResult.from_judgment(judgment)
+        result = judgment.both_orders
         assert judgment.verdict.winner == expected and result.outcome == expected and result.consistent is True
         original, swapped = per_order(judgment)
         assert (original.swapped, swapped.swapped) == (False, True)
@@ -117,15 +117,15 @@ def test_both_orders_agreement_maps_the_swapped_verdict_back():
 def test_both_orders_disagreement_follows_the_policy(policy):
     [judgment] = Judge(JUDGELM, ScriptedBackend(positional_judge), both_orders=True,
                        disagreement_policy=policy).judge([pair("p", "one", "two")])
-    info = judgment.meta["both_orders"]
-    assert info["original"] == "A" and info["swapped"] == "B" and info["consistent"] is False
-    assert info["policy"] == policy
+    info = judgment.both_orders
+    assert info.original_winner == "A" and info.swapped_winner == "B" and info.consistent is False
+    assert info.policy == policy
     if policy == "tie":
-        assert judgment.verdict.winner == "tie" and info["outcome"] == "tie"
+        assert judgment.verdict.winner == "tie" and info.outcome == "tie"
         assert judgment.verdict.scores == (7.0, 7.0)  # mean of (8, 6) and the mapped-back (6, 8)
     else:
         assert judgment.verdict is None and judgment.parse_failure is None and judgment.error is None
-        assert info["outcome"] == "inconsistent" == outcome_of(judgment)
+        assert info.outcome == "inconsistent" == outcome_of(judgment)
     assert Judgment.from_dict(judgment.to_dict()) == judgment
 
 
@@ -136,8 +136,8 @@ def test_a_parse_failure_in_either_order_is_never_a_tie():
     [judgment] = Judge(JUDGELM, ScriptedBackend(half_broken), both_orders=True).judge([pair("f", "GOOD", "bad")])
     assert judgment.verdict is None and judgment.parse_failure is not None
     assert judgment.parse_failure.reason.startswith("original order:")
-    assert judgment.meta["both_orders"]["outcome"] == "parse_failure"
-    assert judgment.meta["both_orders"]["consistent"] is None
+    assert judgment.both_orders.outcome == "parse_failure"
+    assert judgment.both_orders.consistent is None
     original, swapped = per_order(judgment)
     assert original.parse_failure is not None and swapped.verdict.winner == "A"  # "4 9" seen swapped: GOOD wins
 
@@ -148,14 +148,14 @@ def test_a_backend_error_is_recorded_and_wins_over_a_parse_failure():
 
     [judgment] = Judge(JUDGELM, ScriptedBackend(erroring), both_orders=True).judge([pair("e", "GOOD", "bad")])
     assert judgment.error == "original order: HTTP 500 after 3 retries"
-    assert outcome_of(judgment) == "error" and judgment.meta["both_orders"]["outcome"] == "error"
+    assert outcome_of(judgment) == "error" and judgment.both_orders.outcome == "error"
 
 
 def test_single_samples_are_judged_once_even_with_both_orders():
     backend = ScriptedBackend(lambda user: "7\nFine.")
     sample = JudgeSample(id="g", source="test", question="q", answers=(Answer("a"),))
     [judgment] = Judge(JUDGELM_SINGLE, backend, both_orders=True).judge([sample])
-    assert len(backend.sent) == 1 and judgment.verdict.scores == (7.0,) and "orders" not in judgment.meta
+    assert len(backend.sent) == 1 and judgment.verdict.scores == (7.0,) and judgment.both_orders is None
 
 
 def test_mtbench_pair_both_orders_positional_bias():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from judgetrain.formats import judgelm
-from judgetrain.judging import Judge, make_backend
+from judgetrain.judging import Judge, make_backend, per_order
 from judgetrain.judging.backends.base import Decoding, Request
 from judgetrain.judging.backends.transformers_backend import TransformersBackend, option_first_tokens, prompt_text_of
 from judgetrain.types import Answer, JudgeSample
@@ -104,7 +104,7 @@ def test_judge_both_orders_end_to_end_on_the_tiny_model(tiny_model, tiny_tokeniz
     judgments = Judge(JUDGELM, backend, both_orders=True).judge(samples)
     assert [j.sample_id for j in judgments] == ["t0", "t1", "t2"]
     for judgment in judgments:
-        orders = judgment.meta["orders"]
+        orders = [o.to_dict() for o in per_order(judgment)]
         assert [o["swapped"] for o in orders] == [False, True]
         for order in orders:
             assert order["backend"] == "transformers" and order["tokens_in"] > 0
@@ -113,7 +113,7 @@ def test_judge_both_orders_end_to_end_on_the_tiny_model(tiny_model, tiny_tokeniz
             assert abs(sum(order["verdict_probabilities"].values()) - 1) < 1e-6
             # A random model rarely writes a score line; whatever it wrote is a verdict or a counted failure.
             assert (order["verdict"] is None) == (order["parse_failure"] is not None)
-        assert judgment.meta["both_orders"]["outcome"] in ("A", "B", "tie", "parse_failure")
+        assert judgment.both_orders.outcome in ("A", "B", "tie", "parse_failure")
 
 
 def test_make_backend_specs():
@@ -141,7 +141,7 @@ def test_judge_cli_writes_judgments_and_a_rerun_is_served_from_the_cache(tmp_pat
     first = capsys.readouterr().out
     written = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
     assert [w["sample_id"] for w in written] == ["c0", "c1"]
-    assert all(len(w["meta"]["orders"]) == 2 for w in written)
+    assert all(w["both_orders"] is not None for w in written)
     assert "judged 2 samples" in first and "calls: 4 (0 from the cache)" in first and "consistency" in first
     assert main(args) == 0
     assert "calls: 4 (4 from the cache)" in capsys.readouterr().out
