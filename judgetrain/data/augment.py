@@ -37,21 +37,6 @@ from typing import Iterable
 from judgetrain.formats.base import JudgeFormat
 from judgetrain.types import JudgeSample, Label, flip_winner
 
-REFERENCE_TEMPLATES: dict[str, str] = {
-    "judgelm-v1": "judgelm-ref-v1",
-    "mtbench-pair-v2": "mtbench-pair-math-v1",
-    "mtbench-pair-v2-multi-turn": "mtbench-pair-math-v1-multi-turn",
-    "mtbench-single-v1": "mtbench-single-math-v1",
-    "mtbench-single-v1-multi-turn": "mtbench-single-math-v1-multi-turn",
-    "prometheus-absolute-v1": "prometheus-absolute-ref-v1",
-    "prometheus-relative-v1": "prometheus-relative-ref-v1",
-}
-"""Each template without reference → its with-reference twin (same family, same verdict contract).
-A template absent from this table has a single variant: it shows a reference or not by its own
-``with_reference`` attribute, whatever the sample holds. This table is the only place the pairing lives."""
-
-_TEMPLATES_WITHOUT_REFERENCE = {ref: plain for plain, ref in REFERENCE_TEMPLATES.items()}
-
 
 def _format(name_or_format: str | JudgeFormat) -> JudgeFormat:
     if isinstance(name_or_format, JudgeFormat):
@@ -63,16 +48,12 @@ def _format(name_or_format: str | JudgeFormat) -> JudgeFormat:
 
 def format_for(sample: JudgeSample, base_format: str | JudgeFormat) -> JudgeFormat:
     """The template variant to render ``sample`` with: the with-reference twin of ``base_format`` when
-    the sample has a reference, the twin without reference when it has none (``REFERENCE_TEMPLATES``).
+    the sample has a reference, the twin without reference when it has none (the format's
+    ``reference_twin``, :meth:`JudgeFormat.for_reference`).
 
     ``base_format`` may name either variant. A template without a twin is returned unchanged.
     """
-    base_name = base_format.name if isinstance(base_format, JudgeFormat) else base_format
-    if sample.reference is not None and base_name in REFERENCE_TEMPLATES:
-        return _format(REFERENCE_TEMPLATES[base_name])
-    if sample.reference is None and base_name in _TEMPLATES_WITHOUT_REFERENCE:
-        return _format(_TEMPLATES_WITHOUT_REFERENCE[base_name])
-    return _format(base_format)
+    return _format(base_format).for_reference(sample.reference is not None)
 
 
 def sample_rng(seed: int, sample_id: str, epoch: int) -> random.Random:
@@ -107,7 +88,7 @@ def swap(sample: JudgeSample) -> JudgeSample:
     """The sample with its two answers exchanged, labels flipped and judgment texts rewritten.
 
     The judgment texts are rewritten by ``formats.get(sample.meta["judgment_format"]).swap_judgment``
-    (the with-reference text by that template's with-reference twin, see ``REFERENCE_TEMPLATES``):
+    (the with-reference text by that template's with-reference twin, its ``reference_twin``):
     "Assistant 1" ↔ "Assistant 2", "Response 1" ↔ "Response 2", "[[A]]" ↔ "[[B]]", score order… as
     the family defines. ``swapped`` toggles, so ``swap(swap(x)) == x``.
     """
@@ -128,8 +109,7 @@ def swap(sample: JudgeSample) -> JudgeSample:
         if sample.judgment is not None:
             changes["judgment"] = _format(template).swap_judgment(sample.judgment)
         if sample.judgment_with_reference is not None:
-            with_reference = REFERENCE_TEMPLATES.get(template, template)
-            changes["judgment_with_reference"] = _format(with_reference).swap_judgment(sample.judgment_with_reference)
+            changes["judgment_with_reference"] = _format(template).for_reference(True).swap_judgment(sample.judgment_with_reference)
     return _detached(sample, **changes)
 
 
@@ -228,7 +208,6 @@ def both_orders(samples: Iterable[JudgeSample]) -> list[JudgeSample]:
 
 __all__ = [
     "PAIR_ID_KEY",
-    "REFERENCE_TEMPLATES",
     "SWAPPED_TWIN_SUFFIX",
     "apply",
     "both_orders",

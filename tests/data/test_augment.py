@@ -43,8 +43,7 @@ def _bare_sample(fmt, sample_id: str = "q1", winner: str = "A") -> JudgeSample:
 
 def _judgment_format_name(fmt) -> str:
     """The name stored in meta["judgment_format"]: the template without reference when there is a twin."""
-    plain = {ref: name for name, ref in augment.REFERENCE_TEMPLATES.items()}
-    return plain.get(fmt.name, fmt.name)
+    return fmt.for_reference(False).name
 
 
 def _prose_names(fmt) -> tuple[str, str] | None:
@@ -225,10 +224,12 @@ def test_format_for_pairs_templates_by_reference():
         assert augment.format_for(with_reference, base).name == "judgelm-ref-v1"
         assert augment.format_for(without, base).name == "judgelm-v1"
     assert augment.format_for(without, formats.get("judgelm-ref-v1")).name == "judgelm-v1"
-    for plain, ref in augment.REFERENCE_TEMPLATES.items():
-        assert not formats.get(plain).with_reference and formats.get(ref).with_reference
-        assert formats.get(plain).protocol == formats.get(ref).protocol
-        assert formats.get(plain).multi_turn == formats.get(ref).multi_turn
+    twinned = [formats.get(name) for name in formats.names() if formats.get(name).reference_twin is not None]
+    assert len(twinned) == 14  # 7 templates without reference, each with its with-reference twin
+    for fmt in twinned:
+        plain, ref = fmt.for_reference(False), fmt.for_reference(True)
+        assert not plain.with_reference and ref.with_reference and plain.reference_twin == ref.name
+        assert plain.protocol == ref.protocol and plain.multi_turn == ref.multi_turn
 
 
 def test_choose_reference_follows_the_probability_and_the_available_targets():
