@@ -108,8 +108,8 @@ def _resolve(sample: JudgeSample, fmt: str | JudgeFormat) -> JudgeFormat:
     return augment.format_for(sample, fmt)
 
 
-def _render(sample: JudgeSample, template: JudgeFormat, tokenizer) -> tuple[list[int], list[int]]:
-    messages = template.render(sample)
+def _render(sample: JudgeSample, template: JudgeFormat, tokenizer, target_label: str | None) -> tuple[list[int], list[int]]:
+    messages = template.render(sample, target_label=target_label)
     if messages[-1]["role"] != "assistant":
         raise ValueError(
             f"sample {sample.id!r} has no training target for template {template.name!r}: it carries neither a "
@@ -158,13 +158,13 @@ def _row(input_ids: list[int], labels: list[int], template: JudgeFormat, truncat
 
 
 def tokenize_with_reason(
-    sample: JudgeSample, fmt: str | JudgeFormat, tokenizer, *, max_seq_len: int
+    sample: JudgeSample, fmt: str | JudgeFormat, tokenizer, *, max_seq_len: int, target_label: str | None = None
 ) -> tuple[dict[str, Any] | None, str]:
     """:func:`tokenize_sample` and, when the sample is skipped, why (``SKIP_*``; ``""`` when kept)."""
     if max_seq_len < 2:
         raise ValueError(f"max_seq_len must be at least 2 tokens, got {max_seq_len}")
     template = _resolve(sample, fmt)
-    input_ids, labels = _render(sample, template, tokenizer)
+    input_ids, labels = _render(sample, template, tokenizer, target_label)
     if len(input_ids) <= max_seq_len:
         return _row(input_ids, labels, template, truncated=False), ""
     num_target_tokens = sum(1 for label in labels if label != IGNORE_INDEX)
@@ -185,7 +185,7 @@ def tokenize_with_reason(
         if round_index == _MAX_SHORTENING_ROUNDS - 1:
             keep_fraction = 0.0
         shortened = _shorten_answers(sample, keep_fraction, turn_lengths, marker_tokens, tokenizer)
-        input_ids, labels = _render(shortened, template, tokenizer)
+        input_ids, labels = _render(shortened, template, tokenizer, target_label)
         if len(input_ids) <= max_seq_len:
             return _row(input_ids, labels, template, truncated=True), ""
         if keep_fraction == 0.0:
@@ -194,21 +194,24 @@ def tokenize_with_reason(
     raise AssertionError("unreachable: the last round cuts every answer to nothing")
 
 
-def tokenize_sample(sample: JudgeSample, fmt: str | JudgeFormat, tokenizer, *, max_seq_len: int) -> dict[str, Any] | None:
+def tokenize_sample(sample: JudgeSample, fmt: str | JudgeFormat, tokenizer, *, max_seq_len: int,
+                    target_label: str | None = None) -> dict[str, Any] | None:
     """One training row for ``sample``, or None when it cannot fit ``max_seq_len`` (see the module docstring).
 
     ``fmt`` is a template name or a JudgeFormat; the sample is rendered with its with-reference or
     without-reference variant according to whether it has a reference (:func:`augment.format_for`).
-    The row holds ``input_ids``, ``labels`` (-100 on the prompt), ``length`` (tokens),
+    ``target_label`` names the label the target is built from (:meth:`JudgeFormat.target_label_of`;
+    None: the template's order). The row holds ``input_ids``, ``labels`` (-100 on the prompt), ``length`` (tokens),
     ``num_target_tokens`` (supervised tokens), ``truncated`` (answers were shortened) and ``template``.
     """
-    row, _reason = tokenize_with_reason(sample, fmt, tokenizer, max_seq_len=max_seq_len)
+    row, _reason = tokenize_with_reason(sample, fmt, tokenizer, max_seq_len=max_seq_len, target_label=target_label)
     return row
 
 
-def _tokenize_json_row(row: dict[str, Any], fmt: str | JudgeFormat, tokenizer, max_seq_len: int) -> dict[str, Any]:
+def _tokenize_json_row(row: dict[str, Any], fmt: str | JudgeFormat, tokenizer, max_seq_len: int,
+                       target_label: str | None) -> dict[str, Any]:
     sample = JudgeSample.from_dict(json.loads(row["sample_json"]))
-    out, reason = tokenize_with_reason(sample, fmt, tokenizer, max_seq_len=max_seq_len)
+    out, reason = tokenize_with_reason(sample, fmt, tokenizer, max_seq_len=max_seq_len, target_label=target_label)
     if out is None:
         out = {"input_ids": [], "labels": [], "length": 0, "num_target_tokens": 0, "truncated": False, "template": ""}
     out["skip_reason"] = reason
@@ -226,9 +229,11 @@ def _length_stats(lengths: list[int]) -> dict[str, float]:
 
 
 def tokenize_samples(
-    samples: Iterable[JudgeSample], fmt: str | JudgeFormat, tokenizer, *, max_seq_len: int, num_proc: int = 1
+    samples: Iterable[JudgeSample], fmt: str | JudgeFormat, tokenizer, *, max_seq_len: int, num_proc: int = 1,
+    target_label: str | None = None,
 ) -> tuple["datasets.Dataset", dict[str, Any]]:  # noqa: F821
-    """Tokenize ``samples`` with ``datasets.map`` over ``num_proc`` processes.
+    """Tokenize ``samples`` with ``datasets.map`` over ``num_proc`` processes (``target_label`` as in
+    :func:`tokenize_sample`).
 
     Returns the dataset of kept rows (columns ``id`` and those of :func:`tokenize_sample`) and the stats:
     ``num_samples`` (in), ``num_tokenized`` (out), ``num_truncated``, ``num_skipped_target_too_long``,
@@ -248,12 +253,13 @@ def tokenize_samples(
         blobs.append(blob)
         digest.update(blob.encode())
     fmt_name = fmt.name if isinstance(fmt, JudgeFormat) else fmt
-    for part in (fmt_name, tokenizer.name_or_path, str(len(tokenizer)), str(getattr(tokenizer, "chat_template", "")), str(max_seq_len)):
+    for part in (fmt_name, tokenizer.name_or_path, str(len(tokenizer)), str(getattr(tokenizer, "chat_template", "")), str(max_seq_len),
+                 f"target_label={target_label}"):
         digest.update(part.encode())
     rows = datasets.Dataset.from_dict({"id": ids, "sample_json": blobs})
     mapped = rows.map(
         _tokenize_json_row,
-        fn_kwargs={"fmt": fmt, "tokenizer": tokenizer, "max_seq_len": max_seq_len},
+        fn_kwargs={"fmt": fmt, "tokenizer": tokenizer, "max_seq_len": max_seq_len, "target_label": target_label},
         num_proc=num_proc if num_proc > 1 and len(rows) > 1 else None,
         remove_columns=["sample_json"],
         desc="tokenizing",
@@ -308,8 +314,10 @@ class OnlineJudgeDataset(torch.utils.data.Dataset):
         swap_probability: float,
         p_include_reference: float,
         seed: int,
+        target_label: str | None = None,
     ) -> None:
         self.fmt = fmt
+        self.target_label = target_label
         self.tokenizer = tokenizer
         self.max_seq_len = max_seq_len
         self.swap_probability = swap_probability
@@ -343,7 +351,8 @@ class OnlineJudgeDataset(torch.utils.data.Dataset):
 
     def _first_unfit_variant(self, sample: JudgeSample) -> str:
         for variant in self._variants(sample):
-            row, reason = tokenize_with_reason(variant, self.fmt, self.tokenizer, max_seq_len=self.max_seq_len)
+            row, reason = tokenize_with_reason(variant, self.fmt, self.tokenizer, max_seq_len=self.max_seq_len,
+                                               target_label=self.target_label)
             if row is None:
                 return reason
             self.num_truncated_variants += row["truncated"]
@@ -364,7 +373,8 @@ class OnlineJudgeDataset(torch.utils.data.Dataset):
         )
 
     def __getitem__(self, index: int) -> dict[str, list[int]]:
-        row = tokenize_sample(self.augmented(index), self.fmt, self.tokenizer, max_seq_len=self.max_seq_len)
+        row = tokenize_sample(self.augmented(index), self.fmt, self.tokenizer, max_seq_len=self.max_seq_len,
+                              target_label=self.target_label)
         assert row is not None, "every variant was checked to fit at construction"
         return {"input_ids": row["input_ids"], "labels": row["labels"]}
 
