@@ -239,7 +239,7 @@ def tokenize_samples(
     ``num_samples`` (in), ``num_tokenized`` (out), ``num_truncated``, ``num_skipped_target_too_long``,
     ``num_skipped_prompt_too_long``, ``num_skipped``, ``skipped`` (each skipped id with its reason),
     ``num_target_tokens``, ``length_tokens`` (min / mean / p50 / p90 / p95 / p99 / max of kept rows),
-    ``templates`` (rows per template), ``max_seq_len``.
+    ``templates`` (rows per template), ``max_seq_len``, ``target_label``.
     """
     import datasets
 
@@ -285,6 +285,7 @@ def tokenize_samples(
         "length_tokens": _length_stats(lengths),
         "templates": templates,
         "max_seq_len": max_seq_len,
+        "target_label": target_label,
     }
     kept = mapped.filter(lambda reason: reason == "", input_columns="skip_reason", desc="dropping skipped rows")
     return kept.remove_columns("skip_reason"), stats

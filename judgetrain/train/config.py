@@ -70,6 +70,15 @@ class DataConfig:
     format: str | None = None
     """The judge template the samples are rendered with (``judgetrain formats`` lists them); None takes
     the one the prepared dirs were checked against (their manifests' ``settings.format``)."""
+    target_label: str | None = None
+    """Which of a sample's labels (``gpt4``, ``human``, …) its training target is built from: the
+    verdict a critique-less target states (and the verdict line / result PandaLM and Prometheus add to
+    a critique without one); a sample's own judgment text stays its target. A sample without this
+    label is an error naming it and the labels it has. None takes the template's order, the first
+    label present: gpt4, human_majority, human, gold (``judgetrain.formats.DEFAULT_TARGET_LABELS``),
+    after the template's own teacher where it has one (gpt4_with_reference for judgelm-ref-v1, gpt35
+    for pandalm-v1, gpt4_1 for prometheus), else a sample's only label. Tokenized copies made by
+    ``judgetrain prep --target-label`` with another label are re-tokenized."""
     max_seq_len: int = 2048
     """Token budget per sample; answers are shortened to fit (never the instructions or the target)."""
     packing: bool = False
@@ -505,6 +514,10 @@ def validate(config: TrainConfig) -> None:
             raise ValueError("kind=reward scores whole conversations, one per row; set data.packing=false")
         if config.data.swap_probability > 0:
             raise ValueError("kind=reward never sees two answers in one input, so swapping them changes nothing; set data.swap_probability=0")
+        if config.data.target_label is not None:
+            raise ValueError("kind=reward reads each pair's winner from its own label order (judgetrain.reward.data.LABEL_KEYS), not data.target_label; leave it unset")
+    if config.data.target_label is not None and not config.data.target_label.strip():
+        raise ValueError("data.target_label is empty; name a label the samples have (gpt4, human, …) or leave it unset")
     _choice("optim.schedule", config.optim.schedule, SCHEDULE_CHOICES)
     _choice("parallel.fsdp.sharding", config.parallel.fsdp.sharding, FSDP_SHARDING_CHOICES)
     _choice("parallel.fsdp.state_dict_type", config.parallel.fsdp.state_dict_type, FSDP_STATE_DICT_CHOICES)

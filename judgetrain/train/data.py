@@ -219,13 +219,18 @@ def _manifest_format(manifests: dict[str, dict[str, Any]]) -> str | None:
 
 
 def _matching_tokenized(prepared_dir: Path, manifest: dict[str, Any], *, tokenizer_name: str, format_name: str | None,
-                        max_seq_len: int):
-    """The dir's tokenized/ copy when it was made with this tokenizer, template and max_seq_len; else None."""
+                        max_seq_len: int, target_label: str | None = None):
+    """The dir's tokenized/ copy when it was made with this tokenizer, template, max_seq_len and target
+    label; else None."""
     import datasets
 
     section = manifest.get("tokenized")
     settings = manifest.get("settings") or {}
     if not section:
+        return None
+    if section.get("target_label") != target_label:
+        logger.warning("%s/tokenized built its targets from label %r; re-tokenizing for data.target_label=%r",
+                       prepared_dir, section.get("target_label"), target_label)
         return None
     same = (settings.get("tokenizer") == tokenizer_name and section.get("max_seq_len", settings.get("max_seq_len")) == max_seq_len
             and (format_name is None or settings.get("format") == format_name))
@@ -382,7 +387,8 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
             train_samples.extend(chosen)
         else:
             tokenized = _matching_tokenized(Path(spec.path), manifests[spec.path], tokenizer_name=tokenizer_name,
-                                            format_name=format_name, max_seq_len=config.max_seq_len)
+                                            format_name=format_name, max_seq_len=config.max_seq_len,
+                                            target_label=config.target_label)
             if pair_symmetric:
                 rows, sizes, counts = _pair_rows(chosen_units, tokenized, format_name, tokenizer, config.max_seq_len,
                                                  config.num_proc, spec.path)
