@@ -246,10 +246,11 @@ def _matching_tokenized(prepared_dir: Path, manifest: dict[str, Any], *, tokeniz
 
 
 def _token_source(samples: list[JudgeSample], tokenized, format_name: str | None, tokenizer, max_seq_len: int, num_proc: int,
-                  where: str, tokenize_missing: bool = False):
+                  where: str, tokenize_missing: bool = False, target_label: str | None = None):
     """Token rows (columns id, input_ids, labels, one per sample id) covering ``samples``: ``tokenized``
-    when given, else the samples tokenized now. ``tokenize_missing``: samples absent from ``tokenized``
-    (the swapped twins built at load time) are tokenized now and added."""
+    when given, else the samples tokenized now (targets built from ``target_label``, data.target_label).
+    ``tokenize_missing``: samples absent from ``tokenized`` (the swapped twins built at load time) are
+    tokenized now and added."""
     import datasets
 
     wanted = list({s.id: s for s in samples}.values())
@@ -265,7 +266,8 @@ def _token_source(samples: list[JudgeSample], tokenized, format_name: str | None
         raise ValueError(f"{where}: the template to render the samples with is unknown; set data.format")
     from judgetrain.data.tokenize import tokenize_samples
 
-    new, stats = tokenize_samples(wanted, format_name, tokenizer, max_seq_len=max_seq_len, num_proc=num_proc)
+    new, stats = tokenize_samples(wanted, format_name, tokenizer, max_seq_len=max_seq_len, num_proc=num_proc,
+                                  target_label=target_label)
     logger.warning("%s: tokenized %d samples (%d skipped, %d truncated)", where, stats["num_tokenized"], stats["num_skipped"],
                    stats["num_truncated"])
     new = new.select_columns(["id", *MODEL_COLUMNS])
@@ -275,10 +277,10 @@ def _token_source(samples: list[JudgeSample], tokenized, format_name: str | None
 
 
 def _rows_for(samples: list[JudgeSample], tokenized, format_name: str | None, tokenizer, max_seq_len: int, num_proc: int,
-              where: str) -> tuple[Any, dict[str, int]]:
+              where: str, target_label: str | None = None) -> tuple[Any, dict[str, int]]:
     """Token rows (columns id, input_ids, labels) for ``samples``, in their order (repeats allowed),
     from ``tokenized`` when given; samples with no row (too long to fit) are counted and left out."""
-    source = _token_source(samples, tokenized, format_name, tokenizer, max_seq_len, num_proc, where)
+    source = _token_source(samples, tokenized, format_name, tokenizer, max_seq_len, num_proc, where, target_label=target_label)
     return _select_rows(source, [s.id for s in samples])
 
 
@@ -293,12 +295,13 @@ def _select_rows(source, sample_ids: list[str]) -> tuple[Any, dict[str, int]]:
 
 
 def _pair_rows(units: list[list[JudgeSample]], tokenized, format_name: str | None, tokenizer, max_seq_len: int,
-               num_proc: int, where: str) -> tuple[Any, list[int], dict[str, int]]:
+               num_proc: int, where: str, target_label: str | None = None) -> tuple[Any, list[int], dict[str, int]]:
     """Token rows for ``units`` (each unit's rows adjacent, in unit order) and the size of each unit
     kept. A unit with a sample that has no row (too long to fit) is dropped whole, so no pair is
     trained in one order only."""
     flat = [s for unit in units for s in unit]
-    source = _token_source(flat, tokenized, format_name, tokenizer, max_seq_len, num_proc, where, tokenize_missing=True)
+    source = _token_source(flat, tokenized, format_name, tokenizer, max_seq_len, num_proc, where, tokenize_missing=True,
+                           target_label=target_label)
     have = set(source["id"])
     complete = [unit for unit in units if all(s.id in have for s in unit)]
     rows, _ = _select_rows(source, [s.id for unit in complete for s in unit])
@@ -391,19 +394,21 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
                                             target_label=config.target_label)
             if pair_symmetric:
                 rows, sizes, counts = _pair_rows(chosen_units, tokenized, format_name, tokenizer, config.max_seq_len,
-                                                 config.num_proc, spec.path)
+                                                 config.num_proc, spec.path, target_label=config.target_label)
                 unit_sizes += sizes
             else:
-                rows, counts = _rows_for(chosen, tokenized, format_name, tokenizer, config.max_seq_len, config.num_proc, spec.path)
+                rows, counts = _rows_for(chosen, tokenized, format_name, tokenizer, config.max_seq_len, config.num_proc, spec.path,
+                                         target_label=config.target_label)
             train_parts.append(rows)
             entry.update(counts)
             if out and pair_symmetric:
                 eval_rows, sizes, _ = _pair_rows(pair_units(out), tokenized, format_name, tokenizer, config.max_seq_len,
-                                                 config.num_proc, spec.path)
+                                                 config.num_proc, spec.path, target_label=config.target_label)
                 eval_parts.append(eval_rows)
                 eval_unit_sizes += sizes
             elif out:
-                eval_rows, _ = _rows_for(out, tokenized, format_name, tokenizer, config.max_seq_len, config.num_proc, spec.path)
+                eval_rows, _ = _rows_for(out, tokenized, format_name, tokenizer, config.max_seq_len, config.num_proc, spec.path,
+                                         target_label=config.target_label)
                 eval_parts.append(eval_rows)
         stats["datasets"][spec.path] = entry
     manifest_hashes = {path: m.get("manifest_hash") for path, m in manifests.items()}
@@ -415,12 +420,13 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
             raise ValueError("online augmentation renders samples each epoch, so it needs data.format (the judge template)")
         train_dataset = OnlineJudgeDataset(
             train_samples, format_name, tokenizer, max_seq_len=config.max_seq_len, swap_probability=config.swap_probability,
-            p_include_reference=config.p_include_reference, seed=seed,
+            p_include_reference=config.p_include_reference, seed=seed, target_label=config.target_label,
         )
         stats["num_skipped_online"] = len(train_dataset.skipped)
         eval_rows = None
         if held_out:
-            eval_rows, _ = _rows_for(held_out, None, format_name, tokenizer, config.max_seq_len, config.num_proc, "held-out")
+            eval_rows, _ = _rows_for(held_out, None, format_name, tokenizer, config.max_seq_len, config.num_proc, "held-out",
+                                     target_label=config.target_label)
         data = rows_to_train_data(None, tokenizer, packing=False, max_seq_len=config.max_seq_len, eval_rows=eval_rows)
         data.train_dataset, data.online = train_dataset, True
     else:
