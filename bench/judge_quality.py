@@ -204,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     final = run_dir / "final"
     export_dir = out / "judge"
     run(["judgetrain", "export", "--checkpoint", str(final), "--out", str(export_dir), "--dtype", "fp32"], log)
-    from judgetrain.export import read_card
+    from judgetrain.card import read_card
 
     card = read_card(export_dir)
-    kind = card.get("kind", "generative")
-    tie_margin = float((card.get("reward") or {}).get("tie_margin", card["tie_policy"].get("tie_margin", 0.0)))
+    kind = card.kind
+    tie_margin = card.reward.tie_margin if card.reward is not None else card.tie_policy.tie_margin
 
     # The model before training: the recipe's own starting point (base weights, fresh head).
     before_dir = out / "before"
@@ -224,12 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     if kind != "reward":
         from judgetrain import formats
 
-        memo["format"] = formats.get(card["format"]["template"])
+        memo["format"] = formats.get(card.template)
     max_seq_len = config.data.max_seq_len
 
     # ---- judge ----
     results: dict = {"recipe": str(args.recipe), "max_steps": steps, "kind": kind, "tie_margin": tie_margin,
-                     "tie_margin_source": (card.get("reward") or {}).get("tie_margin_source"), "benchmarks": {}, "curve": {}}
+                     "tie_margin_source": card.reward.tie_margin_source if card.reward is not None else None,
+                     "benchmarks": {}, "curve": {}}
     for benchmark in benchmarks:
         entry = {"baselines": baselines(benchmark, args.data_dir), "before": None}
         if benchmark in before_benchmarks:

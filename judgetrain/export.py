@@ -1,7 +1,11 @@
 """``judgetrain export``: a training checkpoint → a judge dir that plain transformers and ``vllm serve`` load.
 
     judgetrain export --checkpoint RUN/final --out judges/my-judge [--no-merge-lora] [--dtype bf16|fp16|fp32]
-                      [--aggregation verdicts|probabilities] [--tie-margin M]
+                      [--aggregation verdicts|probabilities] [--tie-margin M] [--format NAME]
+
+The judge template is the one the checkpoint records it was trained with (``format`` in its
+``judgetrain_checkpoint.json``); ``--format`` overrides it, and a checkpoint that records none
+(written by an earlier judgetrain) needs it.
 
 The export dir holds:
 
@@ -13,7 +17,8 @@ The export dir holds:
 - ``judge_card.json``: how to talk to the judge — format family, template name and version, protocol,
   parser modes, score scale, tie policy (both orders, disagreement policy, aggregation and tie margin),
   default decoding, the manifest hash of every training set and
-  the evaluation results found in the run dir (see :func:`build_card`);
+  the evaluation results found in the run dir (see :func:`build_card`; written and read by
+  :mod:`judgetrain.card`);
 - ``README.md``: a model card.
 
 Everything is written to a temp dir beside ``--out`` and renamed into place, so ``--out`` is always a
@@ -31,11 +36,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from judgetrain.card import (CARD_FILE, CardFormat, EvaluationEntry, JudgeCard, ModelInfo, ParserSettings, Serving, TiePolicy,
+                             TrainingData, read_card, write_card)
+
 logger = logging.getLogger(__name__)
 
-CARD_FILE = "judge_card.json"
-CARD_VERSION = 1
-"""Bumped when a card field changes meaning; readers refuse cards newer than they know."""
 EVAL_RESULTS_GLOB = "**/results.json"
 """Evaluation results (``judgetrain eval``, ``judgetrain quickstart``) found under the run dir."""
 MAX_RESULTS_DEPTH = 3
@@ -49,7 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="bf16",
                         help="dtype of the saved weights (default bf16: half the size; merging is done in fp32 first)")
     parser.add_argument("--format", dest="format_name", default=None,
-                        help="the judge template the model was trained with; default: the one in the run's config / data manifests")
+                        help="the judge template the model was trained with; default: the one the checkpoint records")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="the card's default generation budget (default: the format's)")
     parser.add_argument("--name", default=None, help="the judge's name in the card and README (default: the --out dir's name)")
     parser.add_argument("--aggregation", choices=("verdicts", "probabilities"), default="verdicts",
@@ -65,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     out = export(args.checkpoint, args.out, merge_lora=args.merge_lora, dtype=args.dtype, format_name=args.format_name,
                  max_new_tokens=args.max_new_tokens, name=args.name, aggregation=args.aggregation, tie_margin=args.tie_margin)
     card = read_card(out)
-    print(f"exported {args.checkpoint} -> {out} (template {card['format']['template']}, dtype {card['model']['dtype']}, "
-          f"merged LoRA: {card['model']['lora_merged']})")
-    print(f"  judge: judgetrain.Judge.from_card({str(out)!r}); serve: {card['serving']['vllm'].replace('<this dir>', str(out))}")
+    print(f"exported {args.checkpoint} -> {out} (template {card.template}, dtype {card.model.dtype}, "
+          f"merged LoRA: {card.model.lora_merged})")
+    print(f"  judge: judgetrain.Judge.from_card({str(out)!r}); serve: {(card.serving.vllm or '').replace('<this dir>', str(out))}")
     return 0
 
 
@@ -91,23 +96,15 @@ def _run_config(checkpoint: Path):
     return load_config(path)
 
 
-def training_format_name(config, checkpoint: Path) -> str:
-    """The template a run trained with: ``data.format``, else the one its prepared dirs were checked against."""
-    if config.data.format:
-        return config.data.format
-    from judgetrain.data.io import read_manifest
+def training_format_name(record: dict[str, Any], checkpoint: Path) -> str:
+    """The template a checkpoint records it was trained with (``format`` in its judgetrain_checkpoint.json)."""
+    from judgetrain.train.checkpoint import RECORD_FILE
 
-    named = set()
-    for spec in config.data.datasets:
-        try:
-            named.add((read_manifest(spec.path).get("settings") or {}).get("format"))
-        except ValueError:
-            continue
-    named.discard(None)
-    if len(named) != 1:
-        raise ValueError(f"{checkpoint}: cannot tell which judge template the run used (data manifests name {sorted(named) or 'none'}); "
-                         "pass --format NAME")
-    return named.pop()
+    name = record.get("format")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{checkpoint / RECORD_FILE}: field format is missing (the checkpoint was written before judgetrain "
+                         "recorded its judge template); pass --format NAME, the template the run trained with")
+    return name
 
 
 def find_eval_results(run_dir: Path) -> list[dict[str, Any]]:
@@ -128,8 +125,8 @@ def find_eval_results(run_dir: Path) -> list[dict[str, Any]]:
 
 def build_card(*, name: str, fmt, decoding, record: dict[str, Any], base_model: str, method: str, lora_merged: bool,
                dtype: str, evaluation: list[dict[str, Any]], both_orders: bool = True, disagreement_policy: str = "tie",
-               strict: bool = False, aggregation: str = "verdicts", tie_margin: float = 0.0) -> dict[str, Any]:
-    """The ``judge_card.json`` content of a judge trained on ``fmt``.
+               strict: bool = False, aggregation: str = "verdicts", tie_margin: float = 0.0) -> JudgeCard:
+    """The judge card of a judge trained on ``fmt``.
 
     ``aggregation`` / ``tie_margin`` go into ``tie_policy``: how a judge built from the card combines
     the two orders of a pair (:class:`judgetrain.judging.Judge`'s arguments of the same names)."""
@@ -137,76 +134,31 @@ def build_card(*, name: str, fmt, decoding, record: dict[str, Any], base_model: 
     from judgetrain.judging.judge import check_aggregation
 
     check_aggregation(aggregation, tie_margin)
-
-    return {
-        "judge_card_version": CARD_VERSION,
-        "name": name,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "judgetrain_version": judgetrain.__version__,
-        "format": {
-            "family": fmt.family,
-            "template": fmt.name,
-            "version": fmt.version,
-            "protocols": [fmt.protocol],
-            "with_reference": fmt.with_reference,
-            "multi_turn": fmt.multi_turn,
-            "verdict_first": fmt.verdict_first,
-        },
-        # The parser the judge's verdicts are read with: strict only, or strict then lenient.
-        "parser": {"mode": "strict" if strict else "lenient", "modes": ["strict", "lenient"]},
-        "score_scale": list(fmt.score_scale) if fmt.score_scale is not None else None,
-        # How a pair is judged: both answer orders, what a disagreement between them becomes, and how the
-        # orders are combined (verdicts, or mean verdict probabilities with a tie margin).
-        "tie_policy": {"both_orders": both_orders, "disagreement": disagreement_policy, "aggregation": aggregation,
-                       "tie_margin": float(tie_margin)},
-        "decoding": decoding.to_dict(),
-        "model": {"base": base_model, "method": method, "lora_merged": lora_merged, "dtype": dtype,
-                  "global_step": record.get("global_step")},
-        "training_data": {"manifest_hashes": dict(record.get("manifest_hashes") or {}),
-                          "git_revision": record.get("git_revision")},
-        "evaluation": evaluation,
-        "serving": {"chat_template": "chat_template.jinja",
-                    # An adapter export needs its base model beside it; a merged one stands alone.
-                    "vllm": (f"vllm serve {base_model} --enable-lora --lora-modules judge=<this dir>"
-                             if method == "lora" and not lora_merged else "vllm serve <this dir>"),
-                    "judgetrain": "judgetrain serve --model <this dir>"},
-    }
+    return JudgeCard(
+        name=name,
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        judgetrain_version=judgetrain.__version__,
+        format=CardFormat(family=fmt.family, template=fmt.name, version=fmt.version, protocols=(fmt.protocol,),
+                          with_reference=fmt.with_reference, multi_turn=fmt.multi_turn, verdict_first=fmt.verdict_first),
+        parser=ParserSettings(mode="strict" if strict else "lenient"),
+        score_scale=tuple(fmt.score_scale) if fmt.score_scale is not None else None,
+        tie_policy=TiePolicy(both_orders=both_orders, disagreement=disagreement_policy, aggregation=aggregation,
+                             tie_margin=float(tie_margin)),
+        decoding=decoding,
+        model=ModelInfo(base=base_model, method=method, lora_merged=lora_merged, dtype=dtype, global_step=record.get("global_step")),
+        training_data=TrainingData(manifest_hashes=dict(record.get("manifest_hashes") or {}), git_revision=record.get("git_revision")),
+        evaluation=tuple(EvaluationEntry(**entry) for entry in evaluation),
+        # An adapter export needs its base model beside it; a merged one stands alone.
+        serving=Serving(chat_template="chat_template.jinja",
+                        vllm=(f"vllm serve {base_model} --enable-lora --lora-modules judge=<this dir>"
+                              if method == "lora" and not lora_merged else "vllm serve <this dir>"),
+                        judgetrain="judgetrain serve --model <this dir>"),
+    )
 
 
-def read_card(path_or_dir: str | Path) -> dict[str, Any]:
-    """The judge card of an export dir (or the card file itself), checked for the fields a client needs."""
-    path = Path(path_or_dir)
-    if path.is_dir():
-        path = path / CARD_FILE
-    if not path.is_file():
-        raise ValueError(f"{path}: no judge card; export the model with `judgetrain export`")
-    return check_card(_read_json(path), str(path))
-
-
-def check_card(card: Any, where: str) -> dict[str, Any]:
-    """``card`` when it is a judge card this version can read; else a ValueError naming the bad field."""
-    if not isinstance(card, dict):
-        raise ValueError(f"{where}: a judge card is a JSON object, got {type(card).__name__}")
-    version = card.get("judge_card_version")
-    if not isinstance(version, int) or version > CARD_VERSION:
-        raise ValueError(f"{where}: judge_card_version {version!r} is not one this judgetrain reads (<= {CARD_VERSION}); upgrade judgetrain")
-    for section, field in (("format", "template"), ("decoding", "max_new_tokens"), ("tie_policy", "both_orders"), ("parser", "mode")):
-        if not isinstance(card.get(section), dict) or field not in card[section]:
-            raise ValueError(f"{where}: field {section}.{field} is missing; re-export the judge with `judgetrain export`")
-    from judgetrain.judging.judge import AGGREGATIONS
-
-    tie_policy = card["tie_policy"]
-    if tie_policy.get("aggregation", "verdicts") not in AGGREGATIONS:
-        raise ValueError(f"{where}: field tie_policy.aggregation is {tie_policy['aggregation']!r}, not one of {AGGREGATIONS}")
-    margin = tie_policy.get("tie_margin", 0.0)
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0 or margin == float("inf"):
-        raise ValueError(f"{where}: field tie_policy.tie_margin is {margin!r}; it must be a finite number >= 0")
-    return card
-
-
-def model_card_markdown(card: dict[str, Any]) -> str:
+def model_card_markdown(card: JudgeCard) -> str:
     """The README.md model card of an export."""
-    fmt, model = card["format"], card["model"]
+    fmt, model, policy = card.format, card.model, card.tie_policy
     lines = [
         "---",
         "library_name: transformers",
@@ -214,18 +166,18 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         "tags: [judgetrain, llm-judge]",
         "---",
         "",
-        f"# {card['name']}",
+        f"# {card.name}",
         "",
-        f"An LLM judge trained with judgetrain {card['judgetrain_version']} from `{model['base']}` "
-        f"({model['method']}{', LoRA merged' if model['lora_merged'] else ''}; {model['global_step']} optimizer steps; weights {model['dtype']}).",
+        f"An LLM judge trained with judgetrain {card.judgetrain_version} from `{model.base}` "
+        f"({model.method}{', LoRA merged' if model.lora_merged else ''}; {model.global_step} optimizer steps; weights {model.dtype}).",
         "",
-        f"- Template: `{fmt['template']}` (family `{fmt['family']}`, version {fmt['version']}), protocol {', '.join(fmt['protocols'])}.",
-        f"- Parser: {card['parser']['mode']}; score scale: {card['score_scale'] or 'none (winner only)'}.",
-        f"- Pairs are judged in both orders: {card['tie_policy']['both_orders']}; a disagreement becomes: {card['tie_policy']['disagreement']}.",
+        f"- Template: `{fmt.template}` (family `{fmt.family}`, version {fmt.version}), protocol {', '.join(fmt.protocols)}.",
+        f"- Parser: {card.parser.mode}; score scale: {list(card.score_scale) if card.score_scale else 'none (winner only)'}.",
+        f"- Pairs are judged in both orders: {policy.both_orders}; a disagreement becomes: {policy.disagreement}.",
         *([f"- The two orders are combined by their mean verdict probabilities (position-free): a tie when "
-           f"|P(A) - P(B)| <= {card['tie_policy'].get('tie_margin', 0.0):g}."]
-          if card['tie_policy'].get("aggregation") == "probabilities" else []),
-        f"- Default decoding: `{json.dumps(card['decoding'])}`.",
+           f"|P(A) - P(B)| <= {policy.tie_margin:g}."]
+          if policy.aggregation == "probabilities" else []),
+        f"- Default decoding: `{json.dumps(card.decoding.to_dict() if card.decoding else None)}`.",
         "",
         "## Use",
         "",
@@ -236,20 +188,19 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         "print(result.winner)",
         "```",
         "",
-        f"Serve it: `{card['serving']['vllm']}` (GPU) or `judgetrain serve --model <this dir>` (CPU); the chat template is in `chat_template.jinja`.",
+        f"Serve it: `{card.serving.vllm}` (GPU) or `judgetrain serve --model <this dir>` (CPU); the chat template is in `chat_template.jinja`.",
         "",
         "## Training data",
         "",
     ]
-    hashes = card["training_data"]["manifest_hashes"]
+    hashes = card.training_data.manifest_hashes
     lines += [f"- `{path}`: manifest `{digest}`" for path, digest in hashes.items()] or ["- (not recorded)"]
     lines += ["", "## Evaluation", ""]
-    if card["evaluation"]:
-        for entry in card["evaluation"]:
-            metrics = entry.get("metrics") or {}
-            shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+    if card.evaluation:
+        for entry in card.evaluation:
+            shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.metrics.items()
                               if isinstance(v, (int, float, str)) and not isinstance(v, bool))
-            lines.append(f"- {entry.get('benchmark') or entry['path']}: {shown}")
+            lines.append(f"- {entry.benchmark or entry.path}: {shown}")
     else:
         lines.append("No evaluation results were found in the run dir.")
     return "\n".join(lines) + "\n"
@@ -290,7 +241,7 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
         out: the export dir; replaced when it holds an earlier export, refused when it holds anything else.
         merge_lora: merge a LoRA adapter into the base (``merge_and_unload``); False saves the adapter.
         dtype: fp32, bf16 or fp16 for the saved weights.
-        format_name: the judge template; None reads it from the run.
+        format_name: the judge template; None takes the one the checkpoint records (ValueError when it records none).
         max_new_tokens / decoding: the card's default decoding (default: the format's greedy default).
         name: the judge's name (default: the out dir's name).
         aggregation / tie_margin: how the card's judge combines the two orders of a pair (``"verdicts"``,
@@ -325,7 +276,7 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
                              evaluation=find_eval_results(checkpoint.parent))
     tie_margin = 0.0 if tie_margin is None else tie_margin
     check_aggregation(aggregation, tie_margin)
-    fmt = formats.get(format_name or training_format_name(config, checkpoint))
+    fmt = formats.get(format_name or training_format_name(record, checkpoint))
     if aggregation == "probabilities" and not set(verdict_options(fmt) or ()) & {"A", "B"}:
         logger.warning("--aggregation probabilities: template %s has no winner verdict options, so every pair will fall back "
                        "to the verdicts rule", fmt.name)
@@ -363,7 +314,7 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
         card = build_card(name=name or out.name, fmt=fmt, decoding=decoding, record=record, base_model=base_model,
                           method=config.method.name, lora_merged=lora_merged, dtype=str(target_dtype).removeprefix("torch."),
                           evaluation=find_eval_results(checkpoint.parent), aggregation=aggregation, tie_margin=tie_margin)
-        (staging / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_card(staging, card)
         (staging / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
         _readable_by_all(staging)
         replace_dir(staging, out)
@@ -377,5 +328,4 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
     return out
 
 
-__all__ = ["CARD_FILE", "CARD_VERSION", "configure", "run", "export", "build_card", "read_card", "check_card",
-           "find_eval_results", "model_card_markdown", "training_format_name"]
+__all__ = ["configure", "run", "export", "build_card", "find_eval_results", "model_card_markdown", "training_format_name"]

@@ -64,6 +64,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+from judgetrain.card import has_card, read_card
 from judgetrain.judging.backends.base import Backend, Completion, Decoding, Request
 
 logger = logging.getLogger(__name__)
@@ -735,18 +736,20 @@ def start_server(model: str | Backend, host: str = "127.0.0.1", port: int = 0, *
         raise ValueError(f"--max-concurrency must be at least 1, got {max_concurrency}")
     if max_body_bytes < 1:
         raise ValueError(f"--max-body-bytes must be at least 1, got {max_body_bytes}")
-    judge_card = None
-    if isinstance(model, (str, os.PathLike)) and (Path(model) / "judge_card.json").is_file():
-        # An export dir: publish its card so a client can set itself up from the URL alone.
-        judge_card = json.loads((Path(model) / "judge_card.json").read_text(encoding="utf-8"))
+    card = None
+    if isinstance(model, (str, os.PathLike)) and Path(model).is_dir() and has_card(model):
+        # An export dir: publish its card so a client can set itself up from the URL alone (a bad
+        # card is refused here, naming the field, rather than handed to every client).
+        card = read_card(model)
     backend, reward_scorer = None, None
     if isinstance(model, Backend):
         backend = model
         name = served_model_name or backend.model_id or "judge"
-    elif judge_card is not None and judge_card.get("kind") == "reward":
+    elif card is not None and card.kind == "reward":
         from judgetrain.reward.judge import LocalRewardScorer
 
-        reward_scorer = LocalRewardScorer(model, batch_size=1, max_seq_len=int((judge_card.get("reward") or {}).get("max_seq_len", 1024)))
+        assert card.reward is not None, "a reward card has reward settings"
+        reward_scorer = LocalRewardScorer(model, batch_size=1, max_seq_len=card.reward.max_seq_len)
         name = served_model_name or str(model)
     else:
         from judgetrain.judging.backends.transformers_backend import TransformersBackend
@@ -754,7 +757,8 @@ def start_server(model: str | Backend, host: str = "127.0.0.1", port: int = 0, *
         backend = TransformersBackend(model, batch_size=batch_size)
         name = served_model_name or str(model)
     app = build_app(backend, name, batch_size=batch_size, max_concurrency=max_concurrency,
-                    max_body_bytes=max_body_bytes, judge_card=judge_card, reward_scorer=reward_scorer)
+                    max_body_bytes=max_body_bytes, judge_card=card.to_dict() if card is not None else None,
+                    reward_scorer=reward_scorer)
     server = JudgeHTTPServer(app, host, port, name)
     thread = server.start()
     return server, thread

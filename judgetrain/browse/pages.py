@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import urlencode
 
 from judgetrain.browse.store import AGREEMENTS, MTBenchDir, Run, agreement, outcome
+from judgetrain.card import JudgeCard
 from judgetrain.types import Judgment
 
 PAGE_SIZE = 100
@@ -343,7 +344,7 @@ def mtbench_page(dirs: Sequence[MTBenchDir], params: dict[str, str]) -> str:
 # --- playground -------------------------------------------------------------------------------------
 
 def playground_page(form: dict[str, str], format_names: Sequence[str], judgment: Judgment | None = None,
-                    error: str | None = None, card: dict[str, Any] | None = None) -> str:
+                    error: str | None = None, card: JudgeCard | None = None) -> str:
     """The playground form, and the result of ``judgment`` (with the ``card`` of the judge that made it, if any)."""
     kind = form.get("kind", "tiny")
     fields = [
@@ -375,9 +376,9 @@ def playground_page(form: dict[str, str], format_names: Sequence[str], judgment:
         parts.append(f"<h2>Result</h2><p>outcome <b id='outcome' class='{esc(said)}'>{esc(said)}</b>"
                      f" · template <span id='template'>{esc(judgment.template)}</span> · model {esc(judgment.model)}</p>")
         if card is not None:
-            parts.append(f"<p class='note' id='card-note'>judge card {esc(card.get('name'))}: template {esc(card['format']['template'])}, "
-                         f"parser {esc(card['parser']['mode'])}, a disagreement between the orders becomes "
-                         f"{esc(card['tie_policy'].get('disagreement', 'tie'))}</p>")
+            parts.append(f"<p class='note' id='card-note'>judge card {esc(card.name)}: template {esc(card.template)}, "
+                         f"parser {esc(card.parser.mode)}, a disagreement between the orders becomes "
+                         f"{esc(card.tie_policy.disagreement)}</p>")
         orders = per_order(judgment)
         titles = ["original order", "swapped order (verdict mapped back)"] if len(orders) == 2 else ["the answer"]
         parts.append("<div class='pair'>" + "".join(f"<div>{_call_block(o.to_dict(), t)}</div>" for o, t in zip(orders, titles)) + "</div>")

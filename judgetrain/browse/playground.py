@@ -2,8 +2,8 @@
 served judge or any OpenAI-compatible chat model.
 
 An export dir and a served judge (``judgetrain serve`` of an export, or ``vllm serve`` with the
-export's card given) are built with :meth:`judgetrain.Judge.from_card`, the one place a card is
-read, and a pair is judged with :meth:`~judgetrain.judging.Judge.compare`: the template, parser
+export's card given) are built with :meth:`judgetrain.Judge.from_card` (the card read and checked by
+:mod:`judgetrain.card`), and a pair is judged with :meth:`~judgetrain.judging.Judge.compare`: the template, parser
 mode, tie policy and decoding are the card's, so the page shows what the client returns. ``tiny``
 and a plain OpenAI-compatible model (``api``) have no card: the template is picked on the form and
 a disagreement between the two orders is kept as ``inconsistent``.
@@ -129,7 +129,6 @@ class Playground:
         :data:`DEFAULT_MAX_NEW_TOKENS`."""
         from judgetrain import formats
         from judgetrain.judging import Judge, default_decoding
-        from judgetrain.judging.backends.base import Decoding
 
         answers = [a for a in answers if a.strip()]
         if not question.strip():
@@ -150,10 +149,9 @@ class Playground:
                 _check_protocol(judge.format, protocol, len(answers))
                 judge.format.check_sample(sample)
                 if max_new_tokens is not None and max_new_tokens != judge.decoding.max_new_tokens:
-                    # Same backend and card policies; only the generation budget differs.
-                    decoding = Decoding(**{**judge.decoding.to_dict(), "max_new_tokens": max_new_tokens})
-                    judge = Judge(judge.format, judge.backend, decoding, both_orders=judge.both_orders,
-                                  disagreement_policy=judge.disagreement_policy, strict=judge.strict)
+                    # Same backend and card settings; only the generation budget differs.
+                    card = judge.card.with_decoding(max_new_tokens=max_new_tokens)
+                    judge = Judge(judge.format, judge.backend, **card.judge_options())
                 if protocol == "pairwise":
                     return judge.compare(question, answers[0], answers[1])
                 return judge.judge([sample])[0]

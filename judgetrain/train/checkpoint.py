@@ -5,7 +5,9 @@ safetensors weights (or LoRA adapter) and the Trainer's optimizer / scheduler / 
 
 - ``train_config.yaml``: the resolved config of the run;
 - ``judgetrain_checkpoint.json``: global step, the manifest hash of every prepared dir trained on,
-  the git revision of the code (with ``-dirty`` when the tree had changes), the judgetrain version.
+  the git revision of the code (with ``-dirty`` when the tree had changes), the judgetrain version,
+  and the judge template the samples were rendered with (``format``: what ``judgetrain export``
+  writes into the judge card).
 
 The record is written last (after the Trainer's own files, in ``on_save``), so its presence marks a
 complete checkpoint: a run killed while saving ``checkpoint-N`` leaves a dir without it, which
@@ -49,6 +51,22 @@ def git_revision(start: str | os.PathLike | None = None) -> str | None:
     return f"{sha}-dirty" if status else sha
 
 
+def trained_format(config: TrainConfig) -> str | None:
+    """The judge template a run renders its samples with: ``data.format``, else the one its prepared
+    dirs were checked against (as :func:`judgetrain.train.data.build_train_data` resolves it); a reward
+    run's scored conversation template. None when neither names one."""
+    if config.kind == "reward":
+        from judgetrain.reward.data import REWARD_TEMPLATE
+
+        return REWARD_TEMPLATE
+    if config.data.format:
+        return config.data.format
+    from judgetrain.data.io import read_manifest
+    from judgetrain.train.data import _manifest_format
+
+    return _manifest_format({spec.path: read_manifest(spec.path) for spec in config.data.datasets})
+
+
 def write_record(checkpoint_dir: str | os.PathLike, config: TrainConfig, *, global_step: int,
                  manifest_hashes: dict[str, str], revision: str | None) -> None:
     """Write the resolved config and then the record (the completeness mark) into ``checkpoint_dir``."""
@@ -63,6 +81,7 @@ def write_record(checkpoint_dir: str | os.PathLike, config: TrainConfig, *, glob
         "judgetrain_version": judgetrain.__version__,
         "model": config.model.path,
         "method": config.method.name,
+        "format": trained_format(config),
     }, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -152,5 +171,5 @@ def save_final(trainer, config: TrainConfig, *, manifest_hashes: dict[str, str],
     return final
 
 
-__all__ = ["RECORD_FILE", "CONFIG_FILE", "FINAL_DIR", "git_revision", "write_record", "read_record",
+__all__ = ["RECORD_FILE", "CONFIG_FILE", "FINAL_DIR", "git_revision", "trained_format", "write_record", "read_record",
            "CheckpointRecordCallback", "resume_checkpoint", "save_final"]

@@ -151,7 +151,8 @@ def test_the_debiased_verdict_is_exactly_invariant_under_swapping_the_answers(ti
 @pytest.fixture(scope="module")
 def export_dirs(tmp_path_factory):
     """Two export dirs of the verdict model, whose cards differ only in the tie margin."""
-    from judgetrain.export import CARD_FILE, build_card
+    from judgetrain.card import write_card
+    from judgetrain.export import build_card
 
     model, tokenizer = verdict_model()
     out = {}
@@ -162,7 +163,7 @@ def export_dirs(tmp_path_factory):
         card = build_card(name=name, fmt=PANDALM, decoding=Decoding(max_new_tokens=1), record={}, base_model="tiny",
                           method="full", lora_merged=False, dtype="float32", evaluation=[], aggregation="probabilities",
                           tie_margin=margin)
-        (directory / CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
+        write_card(directory, card)
         out[name] = directory
     return out
 
@@ -189,9 +190,9 @@ def test_eval_runs_an_export_with_its_card_aggregation(export_dirs):
 
 
 def test_old_cards_judge_by_verdicts(export_dirs, tmp_path):
-    from judgetrain.export import read_card
+    from judgetrain.card import read_card
 
-    card = read_card(export_dirs["no-margin"])
+    card = read_card(export_dirs["no-margin"]).to_dict()
     del card["tie_policy"]["aggregation"], card["tie_policy"]["tie_margin"]
     judge = Judge.from_card(export_dirs["no-margin"], card=card, batch_size=1)
     assert (judge.aggregation, judge.tie_margin) == ("verdicts", 0.0)
