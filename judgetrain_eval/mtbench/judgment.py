@@ -68,10 +68,12 @@ class Match:
 
 
 def prompt_name_for(protocol: str, category: str | None, turn: int) -> str:
-    """FastChat's judge prompt for a protocol, a question category and a judged turn."""
-    base = ("single" if protocol == "single" else "pair") + ("-math-v1" if category in NEED_REF_CATS else
-                                                             ("-v1" if protocol == "single" else "-v2"))
-    return base + ("-multi-turn" if turn == 2 else "")
+    """FastChat's judge prompt for a protocol, a question category and a judged turn: the general
+    prompt of that protocol and turn, or its reference-guided twin for a category that needs a reference."""
+    from judgetrain import formats
+
+    general = formats.get(("mtbench-single-v1" if protocol == "single" else "mtbench-pair-v2") + ("-multi-turn" if turn == 2 else ""))
+    return general.for_reference(category in NEED_REF_CATS).fastchat_name
 
 
 def model_pairs(mode: str, models: Sequence[str], baseline: str | None) -> list[tuple[str, ...]]:
