@@ -67,8 +67,10 @@ class JudgeFormat(abc.ABC):
     @abc.abstractmethod
     def verdict_options(self) -> dict[str, str]:
         """Each verdict this template gives and the text that states it: the winners ``A`` / ``B`` /
-        ``tie`` of a pairwise template, the integer grades of a graded one. For a verdict-first
-        template the text is what the judge's first generated token starts (read by the backends)."""
+        ``tie`` of a pairwise template (without ``tie`` when it has none), the integer grades of a
+        graded one. For a verdict-first template the text is what the judge's first generated token
+        starts, read by the backends for verdict probabilities; JudgeLM's pairwise verdict line opens
+        with Assistant 1's grade, so its options are that grade's values."""
 
     def for_reference(self, has_reference: bool) -> "JudgeFormat":
         """This template, or its :attr:`reference_twin` when only the twin shows a reference as
