@@ -23,8 +23,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("words", nargs="*", metavar="compare RUN_DIR", help="`compare RUN_DIR...` prints runs side by side")
     parser.add_argument("--benchmark", help="benchmark name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    parser.add_argument("--judge", help="checkpoint dir, export dir (judge card), openai:MODEL, or tiny")
-    parser.add_argument("--format", dest="format_name", help="judge template (default: the benchmark's, or the judge card's)")
+    parser.add_argument("--judge", help="checkpoint dir, export dir (judged as its judge card says, exactly as "
+                                        "Judge.from_card(dir)), openai:MODEL, or tiny")
+    parser.add_argument("--format", dest="format_name",
+                        help="judge template (default: the benchmark's; an export dir's judge card fixes its own)")
     parser.add_argument("--predictions", help="JSONL of verdicts, one row per item (id-aligned when rows have ids)")
     parser.add_argument("--predictions-swapped", help="JSONL of verdicts on the swapped order (mapped back here)")
     parser.add_argument("--label-map", help='translate verdict values, e.g. "0=A,1=B,2=tie" or "A>B=A,B>A=B,A=B=tie"')
@@ -37,7 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap-resamples", type=int, default=DEFAULT_BOOTSTRAP_RESAMPLES,
                         help="bootstrap resamples for the 95%% intervals (0: no intervals)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--max-new-tokens", type=int, help="judge generation budget (default: the judging default)")
+    parser.add_argument("--max-new-tokens", type=int,
+                        help="judge generation budget (default: the judge card's, else the judging default)")
     parser.add_argument("--base-url", help="openai:MODEL judges: the API root up to /v1 (a vLLM or judgetrain serve server)")
     parser.add_argument("--api-key-env", help="openai:MODEL judges: the environment variable holding the API key")
     parser.add_argument("--out", help="run directory to write results.json, judgments.jsonl, report.md and plots into")

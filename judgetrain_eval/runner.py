@@ -19,6 +19,7 @@ import numpy as np
 from judgetrain_eval.base import Benchmark
 from judgetrain import metrics as m
 from judgetrain import plugins
+from judgetrain.card import JudgeCard, card_path, has_card, read_card
 from judgetrain.types import JudgeSample, Judgment
 
 
@@ -411,24 +412,26 @@ def versions() -> dict[str, str]:
     return out
 
 
-def judge_factory(judge_spec: str, base_format: str, benchmark: Benchmark, *, max_new_tokens: int | None = None,
-                  backend_options: dict[str, Any] | None = None):
-    """(a function giving the Judge for a sample, the backend): one backend for ``judge_spec``
-    (checkpoint dir, export dir, ``openai:MODEL`` or ``tiny``), one Judge per template the samples need.
+def judge_factory(judge_spec: str, base_format: str | None, benchmark: Benchmark, *, max_new_tokens: int | None = None,
+                  backend_options: dict[str, Any] | None = None, card: JudgeCard | None = None):
+    """(a function giving the Judge for a sample, the backend) for ``judge_spec`` (checkpoint dir,
+    export dir, ``openai:MODEL`` or ``tiny``).
 
-    Pairwise templates run both orders with disagreement kept as "inconsistent", so each order's own
-    verdict is scored; grade pairs use the benchmark's template on each answer alone. An export dir's
-    card sets how the two orders are aggregated (``tie_policy.aggregation`` and ``tie_margin``)."""
+    An export dir (its judge card, or ``card``) judges exactly as ``Judge.from_card(dir)`` does: the
+    judge is built by the client's :func:`judgetrain.client.judge_from_card`, so the template, parser
+    mode, decoding, both-orders judging, disagreement policy, aggregation and tie margin are the
+    card's (see :func:`card_judge_factory`). Any other judge: one backend, one Judge per template the
+    samples need (``base_format``, default the benchmark's); pairwise templates run both orders with
+    disagreement kept as "inconsistent", so each order's own verdict is scored; grade pairs use the
+    template on each answer alone."""
+    if card is not None or is_export_dir(judge_spec):
+        return card_judge_factory(judge_spec, benchmark, format_name=base_format, max_new_tokens=max_new_tokens,
+                                  batch_size=(backend_options or {}).get("batch_size"), card=card)
     from judgetrain import formats
     from judgetrain.judging import Judge, default_decoding, make_backend
 
+    base_format = base_format or benchmark.default_format
     formats.get(base_format)  # an unknown template is a user error before any model loads
-    tie_policy: dict[str, Any] = {}
-    if (Path(judge_spec) / "judge_card.json").is_file():
-        from judgetrain.export import read_card
-
-        tie_policy = read_card(judge_spec)["tie_policy"]
-    aggregation = {"aggregation": tie_policy.get("aggregation", "verdicts"), "tie_margin": float(tie_policy.get("tie_margin", 0.0))}
     backend = make_backend(judge_spec, **(backend_options or {}))
     judges: dict[str, Any] = {}
 
@@ -438,35 +441,47 @@ def judge_factory(judge_spec: str, base_format: str, benchmark: Benchmark, *, ma
             fmt = formats.get(name)
             decoding = default_decoding(fmt, max_new_tokens=max_new_tokens)
             judges[name] = Judge(fmt, backend, decoding, both_orders=fmt.protocol == "pairwise",
-                                 disagreement_policy="inconsistent", **aggregation)
+                                 disagreement_policy="inconsistent")
         return judges[name]
 
     return judge_for, backend
 
 
-def judge_card_kind(judge_spec: str) -> str | None:
-    """``"reward"`` or ``"generative"`` for an export dir with a judge card; None otherwise."""
-    import json
-
-    card = Path(judge_spec) / "judge_card.json"
-    if not card.is_file():
-        return None
-    return json.loads(card.read_text(encoding="utf-8")).get("kind", "generative")
+def is_export_dir(judge_spec: str) -> bool:
+    """Whether ``judge_spec`` is an export dir (a dir holding a judge card)."""
+    return Path(judge_spec).is_dir() and has_card(judge_spec)
 
 
-def judge_card_format(judge_spec: str) -> str | None:
-    """The template a judge card (``judge_card.json`` in an export dir) says its judge was trained on."""
-    import json
+def card_judge_factory(export_dir: str, benchmark: Benchmark, *, format_name: str | None = None,
+                       max_new_tokens: int | None = None, batch_size: int | None = None, card: JudgeCard | None = None):
+    """(a function giving the Judge for a sample, its backend) for an export dir: the judge
+    ``Judge.from_card(export_dir)`` builds, through the same function.
 
-    card = Path(judge_spec) / "judge_card.json"
-    if not card.is_file():
-        return None
-    data = json.loads(card.read_text(encoding="utf-8"))
-    value = data.get("format") or data.get("template")
-    if isinstance(value, dict):
-        # export writes format.template; "name" is read too, for hand-written cards.
-        value = value.get("template") or value.get("name")
-    return value if isinstance(value, str) else None
+    ``format_name`` may only name the card's own template (the one the judge was trained on);
+    ``max_new_tokens`` replaces the card's generation budget. A sample the benchmark renders with a
+    variant of the card's template (MT-bench turn 2: its ``-multi-turn`` twin) gets a Judge of that
+    variant with the same backend and the card's settings. A reward card gives its RewardJudge."""
+    from judgetrain.client import judge_from_card
+    from judgetrain.judging import Judge
+
+    card = card if card is not None else read_card(export_dir)
+    if format_name and format_name != card.template:
+        raise ValueError(f"--format {format_name}: the judge card of {export_dir} fixes the template {card.template} "
+                         "(the one the judge was trained on); drop --format")
+    if max_new_tokens is not None and card.kind != "reward":
+        card = card.with_decoding(max_new_tokens=max_new_tokens)
+    judge = judge_from_card(Judge, export_dir, card=card, **({"batch_size": batch_size} if batch_size else {}))
+    if card.kind == "reward":
+        return (lambda sample: judge), judge.backend
+    judges: dict[str, Any] = {card.template: judge}
+
+    def judge_for(sample: JudgeSample):
+        name = benchmark.format_of(sample, card.template) if benchmark.format_of is not None else card.template
+        if name not in judges:
+            judges[name] = Judge(name, judge.backend, **card.judge_options())
+        return judges[name]
+
+    return judge_for, judge.backend
 
 
 def run_benchmark(name: str, *, judge: str | Any | None = None, predictions: str | Path | None = None,
@@ -502,22 +517,22 @@ def run_benchmark(name: str, *, judge: str | Any | None = None, predictions: str
         config.update(mode="predictions", predictions=str(predictions),
                       predictions_swapped=str(predictions_swapped) if predictions_swapped else None, label_map=label_map)
     else:
-        if isinstance(judge, str) and judge_card_kind(judge) == "reward":
-            # A reward export judges as Judge.from_card(dir) does: its card's scorer and tie margin.
-            from judgetrain.client import judge_from_card
-            from judgetrain.reward.judge import RewardJudge
-
-            judge = judge_from_card(RewardJudge, judge, **({"batch_size": backend_options["batch_size"]}
-                                                         if backend_options and backend_options.get("batch_size") else {}))
         if isinstance(judge, str):
-            chosen = format_name or judge_card_format(judge) or benchmark.default_format
-            judge_for, backend = judge_factory(judge, chosen, benchmark, max_new_tokens=max_new_tokens,
-                                               backend_options=backend_options)
+            # An export dir judges as Judge.from_card(dir) does; its card is recorded with the run.
+            card = read_card(judge) if is_export_dir(judge) else None
+            chosen = card.template if card is not None else format_name or benchmark.default_format
+            judge_for, backend = judge_factory(judge, format_name, benchmark, max_new_tokens=max_new_tokens,
+                                               backend_options=backend_options, card=card)
             try:
                 rows = rows_from_judge(benchmark, samples, judge_for)
             finally:
                 backend.close()
             config.update(judge=judge, backend=getattr(backend, "name", ""), model=getattr(backend, "model_id", ""))
+            if card is not None:
+                written = card.to_dict()
+                config["judge_card"] = {"path": str(card_path(judge)),
+                                        **{k: written[k] for k in ("kind", "name", "format", "parser", "tie_policy", "decoding")},
+                                        **({"reward": written["reward"]} if card.reward is not None else {})}
         else:
             chosen = judge.format.name
             rows = rows_from_judge(benchmark, samples, judge)

@@ -131,7 +131,8 @@ def test_a_reward_verdict_does_not_depend_on_the_answer_order(tiny_tokenizer):
 
 def test_tie_margin_is_chosen_on_held_out_pairs_exported_and_used_by_the_card_judge(tmp_path):
     import judgetrain
-    from judgetrain.export import export, read_card
+    from judgetrain.card import read_card
+    from judgetrain.export import export
     from judgetrain.reward.margin import read_tie_margin
 
     samples = [reward_sample(i, "A" if i % 2 else "B") for i in range(40)] + [reward_sample(100 + i, "tie") for i in range(8)]
@@ -139,8 +140,8 @@ def test_tie_margin_is_chosen_on_held_out_pairs_exported_and_used_by_the_card_ju
     chosen = read_tie_margin(result.final_dir)
     assert chosen is not None and chosen["num_pairs"] > 0 and chosen["tie_margin"] >= 0
     out = export(result.final_dir, tmp_path / "judge", dtype="fp32")
-    card = read_card(out)
-    assert card["kind"] == "reward" and card["reward"]["tie_margin"] == chosen["tie_margin"]
+    assert read_card(out).kind == "reward" and read_card(out).reward.tie_margin == chosen["tie_margin"]
+    card = read_card(out).to_dict()
     judge = judgetrain.Judge.from_card(out)
     assert isinstance(judge, RewardJudge) and judge.tie_margin == chosen["tie_margin"]
     # A card with a huge margin makes every pair a tie; margin 0 makes none.
@@ -196,12 +197,12 @@ def test_a_served_reward_export_scores_on_pooling_and_the_url_judge_matches_the_
         server.server_close()
 
 
-def test_eval_reads_the_template_and_kind_of_a_card(tmp_path):
-    from judgetrain_eval.runner import judge_card_format, judge_card_kind
+def test_eval_reads_a_card_through_the_card_module(tmp_path):
+    from judgetrain_eval.runner import get_benchmark, is_export_dir, judge_factory
 
-    (tmp_path / "judge_card.json").write_text(json.dumps({"format": {"template": "pandalm-v1"}}), encoding="utf-8")
-    assert judge_card_format(str(tmp_path)) == "pandalm-v1" and judge_card_kind(str(tmp_path)) == "generative"
     (tmp_path / "judge_card.json").write_text(json.dumps({"kind": "reward", "format": {"template": "reward-chat-v1"}}),
                                               encoding="utf-8")
-    assert judge_card_kind(str(tmp_path)) == "reward"
-    assert judge_card_format(str(tmp_path / "nowhere")) is None
+    assert is_export_dir(str(tmp_path)) and not is_export_dir(str(tmp_path / "nowhere"))
+    # A hand-written card without the fields a judge needs is refused before any model loads, naming the field.
+    with pytest.raises(ValueError, match="judge_card.json: field judge_card_version"):
+        judge_factory(str(tmp_path), None, get_benchmark("pandalm-test"))
