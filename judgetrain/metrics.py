@@ -105,8 +105,9 @@ def consistent_per_item(predicted: Sequence[Winner], predicted_swapped: Sequence
     """1.0 where the judge gives the same verdict after the answers are swapped (mapped back).
 
     Anchors: JudgeLM ``eval_model_judgement.py`` ``consistency`` (``same / n``), Auto-J
-    ``consistency`` (``1 - exchange_dont_agree / total``), LLMBar "positional agreement rate".
-    A failure in either order is inconsistent (``wrong``) or dropped (``exclude``)."""
+    ``consistency`` (``1 - exchange_dont_agree / total``). A failure in either order is inconsistent
+    (``wrong``) or dropped (``exclude``). LLMBar's positional agreement counts failures differently:
+    :func:`positional_agreement_per_item`."""
     check_policy(policy)
     _same_length(predicted=predicted, predicted_swapped=predicted_swapped)
     _check_winners(predicted, "predicted")
@@ -114,6 +115,26 @@ def consistent_per_item(predicted: Sequence[Winner], predicted_swapped: Sequence
     out = np.empty(len(predicted))
     for i, (p, q) in enumerate(zip(predicted, predicted_swapped)):
         out[i] = (math.nan if policy == "exclude" else 0.0) if p is None or q is None else float(p == q)
+    return out
+
+
+def positional_agreement_per_item(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner],
+                                  policy: str = "wrong") -> np.ndarray:
+    """1.0 where the two orders' outputs, mapped back, are equal, comparing failures too: two failed
+    orders are equal, one failed order is not.
+
+    Anchor: LLMBar ``LLMEvaluator/evaluate.py``, ``equal += (output_True == output_False)`` over the
+    parsed winners, where a failed parse is ``None`` (and stays ``None`` when mapped back), so two
+    failures count as agreeing; its "positional agreement rate" is ``equal / len(dataset)``. Policy
+    ``wrong`` is exactly that count; ``exclude`` drops every item with a failure in either order
+    (there it equals :func:`consistent_per_item`)."""
+    check_policy(policy)
+    _same_length(predicted=predicted, predicted_swapped=predicted_swapped)
+    _check_winners(predicted, "predicted")
+    _check_winners(predicted_swapped, "predicted_swapped")
+    out = np.empty(len(predicted))
+    for i, (p, q) in enumerate(zip(predicted, predicted_swapped)):
+        out[i] = math.nan if policy == "exclude" and (p is None or q is None) else float(p == q)
     return out
 
 
@@ -147,8 +168,9 @@ def llmbar_correct_per_item(predicted: Sequence[Winner], predicted_swapped: Sequ
                             gold: Sequence[str], policy: str = "wrong") -> np.ndarray:
     """The mean of the two orders' correctness for each item (0, 0.5 or 1).
 
-    Anchor: LLMBar (Zeng et al. 2024) reports accuracy as the average of the accuracies of the two
-    presentation orders; its mean over items is exactly that average. Under ``wrong`` a failed order
+    Anchor: LLMBar ``LLMEvaluator/evaluate.py`` ``correct_average`` = (correct_False + correct_True)
+    / 2 / len(dataset): the average of the two presentation orders' accuracies over all items, a failed
+    parse (None) never equal to the label; its mean over items is exactly that average. Under ``wrong`` a failed order
     scores 0; under ``exclude`` an item with a failure in either order is dropped, so both orders
     are averaged over the same items."""
     first = correct_per_item(predicted, gold, "wrong")
@@ -235,12 +257,15 @@ def both_orders_agreement(predicted: Sequence[Winner], predicted_swapped: Sequen
 
 def consistency(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner], policy: str = "wrong") -> float | None:
     """Share of items with the same verdict after the swap, mapped back (JudgeLM / Auto-J
-    "consistency"; LLMBar "positional agreement")."""
+    "consistency"; a failure in either order is inconsistent under ``wrong``)."""
     return _rate(consistent_per_item(predicted, predicted_swapped, policy))
 
 
-positional_agreement = consistency
-"""LLMBar's name for :func:`consistency`: the share of items with the same verdict in both orders."""
+def positional_agreement(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner],
+                         policy: str = "wrong") -> float | None:
+    """LLMBar's positional agreement rate: the share of items whose two outputs, mapped back, are
+    equal, two failed outputs counting as equal (:func:`positional_agreement_per_item`)."""
+    return _rate(positional_agreement_per_item(predicted, predicted_swapped, policy))
 
 
 def prefer_first_rate(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner], policy: str = "wrong") -> float | None:
@@ -650,29 +675,3 @@ def agreement_estimates(predicted: Sequence[Winner], gold: Sequence[str], policy
         out[key] = Estimate(None if math.isnan(value) else value, *intervals[key], num_items) if not math.isnan(value) \
             else Estimate(None, None, None, num_items)
     return out
-
-
-METRIC_DEFINITIONS: dict[str, str] = {
-    "accuracy": "share of items whose verdict (original order) equals the gold label (JudgeLM 'agreement'); "
-                "for grade pairs (hhh-alignment): share of pairs where the chosen answer got a strictly higher grade (Prometheus)",
-    "macro_precision": "precision averaged over the classes of {A, B, tie} present (sklearn macro, JudgeLM)",
-    "macro_recall": "recall averaged over the classes of {A, B, tie} present (sklearn macro, JudgeLM)",
-    "macro_f1": "per-class F1 averaged over the classes of {A, B, tie} present (sklearn macro, JudgeLM)",
-    "both_orders_agreement": "share of items correct in the original AND the swapped order (Auto-J agreement)",
-    "consistency": "share of items with the same verdict after swapping, mapped back (JudgeLM / Auto-J)",
-    "prefer_first_rate": "share of items where the judge leaned to the first-shown answer (JudgeLM)",
-    "prefer_second_rate": "share of items where the judge leaned to the second-shown answer (JudgeLM)",
-    "position_bias": "prefer_first_rate - prefer_second_rate (signed; JudgeLM's delta_bias is its absolute value)",
-    "kappa": "Cohen's kappa between the verdicts (original order) and the gold labels",
-    "llmbar_accuracy": "mean of the two orders' accuracies (LLMBar)",
-    "positional_agreement": "share of items with the same verdict in both orders (LLMBar; = consistency)",
-    "judgebench_score": "share of pairs with (+1 per order matching the label, -1 per order matching the flipped label) > 0 (JudgeBench)",
-    "s1_agreement": "agreement with the reference judge over all shared votes, ties included (FastChat / MT-bench S1)",
-    "s2_agreement": "agreement with the reference judge over shared votes without any tie vote (FastChat / MT-bench S2)",
-    "pearson": "Pearson correlation of the judge's grades with the gold grades (Prometheus)",
-    "spearman": "Spearman rank correlation of the judge's grades with the gold grades",
-    "kendall": "Kendall tau-b of the judge's grades with the gold grades",
-    "parse_failure_rate": "share of judge calls (each order of each item is one call) whose output did not parse",
-    "num_items": "number of benchmark items scored",
-}
-"""Every metric key written to results.json and ``--print-json``, with its one-line definition."""

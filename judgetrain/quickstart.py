@@ -182,26 +182,18 @@ def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, li
 # --- evaluation --------------------------------------------------------------------------------
 
 
-def score(judgments: Sequence[Judgment], samples: Sequence[JudgeSample]) -> dict[str, Any]:
-    """Accuracy of the both-orders verdict against the human label (a parse failure counts wrong),
-    swap consistency and the share of judge calls that did not parse."""
-    from judgetrain import metrics
-    from judgetrain.judging.judge import per_order
+QUICKSTART_METRICS = ("accuracy", "combined_accuracy", "consistency", "parse_failure_rate")
+"""The columns of the quickstart table, named and defined as in :mod:`judgetrain.evaluation.scoring`."""
 
-    gold = [gold_winner(s) for s in samples]
-    aggregated = [j.winner for j in judgments]
-    first, second = [], []
-    for judgment in judgments:
-        orders = per_order(judgment)
-        first.append(orders[0].winner)
-        second.append(orders[-1].winner)
-    return {
-        "num_items": len(samples),
-        "accuracy": metrics.accuracy(aggregated, gold),
-        "accuracy_first_order": metrics.accuracy(first, gold),
-        "swap_consistency": metrics.consistency(first, second),
-        "parse_failure_rate": float(metrics.parse_failed_per_item(first, second).mean()),
-    }
+
+def score(judgments: Sequence[Judgment], samples: Sequence[JudgeSample]) -> dict[str, Any]:
+    """:data:`QUICKSTART_METRICS` of the both-orders ``judgments`` against the human label, from the
+    evaluation scorer (a parse failure counts as wrong)."""
+    from judgetrain.evaluation import rows_from_judgments, score_items, value_of
+
+    rows = rows_from_judgments(samples, judgments, label_key=GOLD_LABELS)
+    result = score_items(rows, kind="pairwise", metrics=QUICKSTART_METRICS, num_resamples=0)
+    return {"num_items": len(samples), **{key: value_of(result, key) for key in QUICKSTART_METRICS}}
 
 
 def baselines(train: Sequence[JudgeSample], held_out: Sequence[JudgeSample]) -> dict[str, dict[str, Any]]:
@@ -212,11 +204,15 @@ def baselines(train: Sequence[JudgeSample], held_out: Sequence[JudgeSample]) -> 
     majority = Counter(gold_winner(s) for s in train).most_common(1)[0][0]
     longer = ["A" if len(s.answers[0].text) > len(s.answers[1].text) else "B" if len(s.answers[1].text) > len(s.answers[0].text)
               else "tie" for s in held_out]
+    majority_accuracy = metrics.accuracy([majority] * len(gold), gold)
+    longer_accuracy = metrics.accuracy(longer, gold)
     return {
-        f"majority class ({majority})": {"accuracy": metrics.accuracy([majority] * len(gold), gold), "swap_consistency": None,
-                                         "parse_failure_rate": 0.0},
+        # One label for every item: no order was shown, so there is no consistency to measure.
+        f"majority class ({majority})": {"accuracy": majority_accuracy, "combined_accuracy": majority_accuracy,
+                                         "consistency": None, "parse_failure_rate": 0.0},
         # The longer answer stays the longer one when the two are swapped: consistent by construction.
-        "longer answer wins": {"accuracy": metrics.accuracy(longer, gold), "swap_consistency": 1.0, "parse_failure_rate": 0.0},
+        "longer answer wins": {"accuracy": longer_accuracy, "combined_accuracy": longer_accuracy, "consistency": 1.0,
+                               "parse_failure_rate": 0.0},
     }
 
 
@@ -298,10 +294,10 @@ def _cell(value: float | None) -> str:
 
 
 def summary_table(rows: dict[str, dict[str, Any]]) -> str:
-    """The markdown table of accuracy, swap consistency and parse-failure rate per row."""
-    lines = ["| judge | accuracy | swap consistency | parse-failure rate |", "|---|---|---|---|"]
+    """The markdown table of :data:`QUICKSTART_METRICS` per row."""
+    lines = ["| judge | " + " | ".join(QUICKSTART_METRICS) + " |", "|---" * (len(QUICKSTART_METRICS) + 1) + "|"]
     for name, row in rows.items():
-        lines.append(f"| {name} | {_cell(row['accuracy'])} | {_cell(row['swap_consistency'])} | {_cell(row['parse_failure_rate'])} |")
+        lines.append(f"| {name} | " + " | ".join(_cell(row[key]) for key in QUICKSTART_METRICS) + " |")
     return "\n".join(lines)
 
 
@@ -390,8 +386,10 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
     sources = "LLMBar + HHH + Vicuna-bench grade pairs" if size.kind == "reward" else "LLMBar + HHH"
     report = (f"# judgetrain quickstart\n\nModel `{size.model}`, a {size.kind} judge (template `{template}`), "
               f"{len(train_samples)} training samples ({sources}), {len(held_out)} held-out PandaLM test items judged in both "
-              f"orders against the majority vote of 3 human annotators (a parse failure counts as wrong; a disagreement between "
-              f"the orders is a tie).\n\n{table}\n\n"
+              f"orders against the majority vote of 3 human annotators (a parse failure counts as wrong). `accuracy` is the "
+              f"original order's verdict; `combined_accuracy` the verdict of both orders (a disagreement between them is a "
+              f"tie); `consistency` the share of items with the same verdict in both orders (definitions: "
+              f"judgetrain.evaluation.scoring).\n\n{table}\n\n"
               f"Trained {result.global_step} steps in {train_seconds:.0f} s. Export: `{export_dir}`. "
               f"Wall time {results['wall_seconds']:.0f} s.\n")
     (out / "report.md").write_text(report, encoding="utf-8")
@@ -402,4 +400,4 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
 
 
 __all__ = ["configure", "run", "quickstart", "Size", "FULL", "FULL_GENERATIVE", "TINY", "TINY_GENERATIVE", "FORMAT", "KINDS", "build_data", "read_shipped",
-           "score", "baselines", "summary_table"]
+           "score", "baselines", "summary_table", "QUICKSTART_METRICS"]

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from judgetrain_eval.runner import EvalRun, versions
 from judgetrain.data.io import atomic_path, write_text_atomic
-from judgetrain.metrics import METRIC_DEFINITIONS
+from judgetrain.evaluation.scoring import definition
 
 RESULTS_FILE = "results.json"
 JUDGMENTS_FILE = "judgments.jsonl"
@@ -36,7 +36,7 @@ def results_document(run: EvalRun) -> dict[str, Any]:
         "kind": run.benchmark.kind,
         "parse_failure_policy": run.config["parse_failure_policy"],
         **run.results,
-        "definitions": {k: METRIC_DEFINITIONS.get(k.replace("_gpt4", ""), "") for k in sorted(keys)},
+        "definitions": {k: definition(k) for k in sorted(keys)},
         "config": run.config,
         "versions": versions(),
         "seconds": round(run.seconds, 3),
@@ -68,6 +68,11 @@ def render_markdown(run: EvalRun) -> str:
               f"- Parse failures: {POLICY_TEXT[cfg['parse_failure_policy']]}",
               f"- Intervals: 95% percentile bootstrap over items, {cfg['bootstrap']['num_resamples']} resamples, seed {cfg['bootstrap']['seed']}",
               "- Rates are fractions in [0, 1]; the overall row is the micro average over items.", ""]
+    if "positional_agreement" in res["metrics"]:
+        lines.append("- positional_agreement counts failures as LLMBar does: two failed orders agree, one failed order "
+                     "does not" if cfg["parse_failure_policy"] == "wrong" else
+                     "- positional_agreement leaves out items with a failed order (policy `exclude`)")
+        lines.append("")
     lines += ["## Metrics", "", "| metric | value | 95% interval | items |", "|---|---|---|---|"]
     for key, est in res["metrics"].items():
         if key == "num_items":
@@ -85,6 +90,7 @@ def render_markdown(run: EvalRun) -> str:
         overall = [_fmt(res["metrics"][k]["value"]) for k in keys]
         lines.append(f"| **overall** | {int(res['metrics']['num_items']['value'])} | " + " | ".join(overall) + " |")
         lines.append("")
+    lines += _parser_modes_section(res)
     for name, title in (("confusion_matrix", "original order"), ("confusion_matrix_swapped", "swapped order, mapped back")):
         if name in res:
             matrix = res[name]
@@ -98,7 +104,7 @@ def render_markdown(run: EvalRun) -> str:
         for key in ("consistency", "prefer_first_rate", "prefer_second_rate", "position_bias"):
             if key in res["metrics"]:
                 est = res["metrics"][key]
-                lines.append(f"- {key}: {_fmt(est['value'])} {_interval(est)} — {METRIC_DEFINITIONS[key]}")
+                lines.append(f"- {key}: {_fmt(est['value'])} {_interval(est)} — {definition(key)}")
         if "consistency" not in res["metrics"]:
             lines.append("- position bias: not measured (only one order was judged; give --predictions-swapped)")
         verbosity = res.get("verbosity", {})
@@ -124,9 +130,25 @@ def render_markdown(run: EvalRun) -> str:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     lines += ["## Definitions", ""]
     for key in res["metrics"]:
-        lines.append(f"- `{key}`: {METRIC_DEFINITIONS.get(key.replace('_gpt4', ''), '')}"
-                     + (" (against GPT-4's votes)" if key.endswith("_gpt4") else ""))
+        lines.append(f"- `{key}`: {definition(key)}")
     return "\n".join(lines) + "\n"
+
+
+def _parser_modes_section(res: dict[str, Any]) -> list[str]:
+    """The strict and the lenient reading of the same raw outputs, side by side."""
+    modes = res.get("parser_modes") or {}
+    if not modes:
+        return []
+    names = list(modes)
+    keys = [k for k in next(iter(modes.values()))["metrics"] if k != "num_items"]
+    lines = ["## Strict and lenient parsing", "",
+             "The same raw outputs read by the format's strict parser and by its lenient one (no second generation).", "",
+             "| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for key in keys:
+        cells = [f"{_fmt(modes[n]['metrics'].get(key, {}).get('value'))} {_interval(modes[n]['metrics'].get(key, {}))}".strip()
+                 for n in names]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _primary_metric(run: EvalRun) -> str | None:

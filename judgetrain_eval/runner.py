@@ -1,8 +1,9 @@
 """Run a benchmark: load its items, get verdicts (from a judge, or from a predictions file), score them.
 
-Both ways end in the same list of :class:`ItemResult` rows, and one function (:func:`score_items`)
-turns rows into metrics, so a judge's run and the same verdicts fed back as a predictions file give
-the same numbers. Nothing is written here; :mod:`judgetrain_eval.report` writes the run directory.
+Both ways end in the same list of :class:`~judgetrain.evaluation.rows.ItemResult` rows, and one
+function (:func:`judgetrain.evaluation.scoring.score_items`, through :func:`score_items` here) turns
+rows into metrics, so a judge's run and the same verdicts fed back as a predictions file give the same
+numbers. Nothing is written here; :mod:`judgetrain_eval.report` writes the run directory.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ from __future__ import annotations
 import importlib
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
-
-import numpy as np
 
 from judgetrain_eval.base import Benchmark
 from judgetrain import metrics as m
 from judgetrain import plugins
 from judgetrain.card import JudgeCard, card_path, has_card, read_card
+from judgetrain.evaluation.rows import ItemResult, fill_from_judgment, fill_grade_pair, row_of_sample
+from judgetrain.evaluation.scoring import score_items as score_rows
+from judgetrain.formats.base import JudgeFormat
 from judgetrain.types import JudgeSample, Judgment
 
 
@@ -30,74 +32,9 @@ def get_benchmark(name: str) -> Benchmark:
 
 # --- one row per item ---------------------------------------------------------------------------
 
-@dataclass
-class ItemResult:
-    """Everything scored about one benchmark item, one line of ``judgments.jsonl``.
-
-    ``verdict`` / ``verdict_swapped``: pairwise winners in the sample's order (the swapped one mapped
-    back), None for a parse failure or when that order was not judged (``orders`` says which were).
-    ``scores``: the grade (grading), the grades of the two answers (grade pairs), or the grades a
-    pairwise verdict was read from. ``raw_texts`` / ``parse_failures``: one entry per judge call, in
-    ``orders`` order (``original``, ``swapped``; or ``first_answer``, ``second_answer``).
-    """
-
-    id: str
-    group: str | None
-    labels: dict[str, Any]
-    gold_winner: str | None = None
-    gold_score: float | None = None
-    orders: list[str] = field(default_factory=list)
-    verdict: str | None = None
-    verdict_swapped: str | None = None
-    scores: list[float | None] | None = None
-    raw_texts: list[str] = field(default_factory=list)
-    parse_failures: list[str | None] = field(default_factory=list)
-    answer_lengths: list[int] = field(default_factory=list)
-    template: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
-    judgments: list[dict[str, Any]] = field(default_factory=list)
-    """Judge mode: every judge call as recorded by the Judging API (prompt, backend, decoding, raw text)."""
-    question: str | list[str] | None = None
-    answers: list[dict[str, Any]] = field(default_factory=list)
-    reference: str | list[str] | None = None
-    """The item's question, answers (``{"text", "model"}``) and reference as in its JudgeSample, so a
-    run dir can be read (``judgetrain browse``) without the benchmark data."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ItemResult":
-        return cls(**data)
-
-    @property
-    def both_orders(self) -> bool:
-        return "swapped" in self.orders
-
-
-def _answer_lengths(sample: JudgeSample) -> list[int]:
-    return [sum(len(t) for t in a.turns) for a in sample.answers]
-
-
 def base_row(benchmark: Benchmark, sample: JudgeSample) -> ItemResult:
     """The row of ``sample`` before any verdict: its id, group, labels and gold."""
-    label = sample.labels[benchmark.label_key]
-    gold_score = None
-    if benchmark.kind == "grading":
-        gold_score = label.scores[0]
-    meta: dict[str, Any] = {}
-    for key in ("question_id", "turn"):
-        if key in sample.meta:
-            meta[key] = sample.meta[key]
-    if sample.turn is not None:
-        meta["turn"] = sample.turn
-    if any(a.model for a in sample.answers):
-        meta["models"] = [a.model for a in sample.answers]
-    texts = sample.to_dict()
-    return ItemResult(id=sample.id, group=benchmark.group(sample),
-                      labels={k: v.to_dict() for k, v in sample.labels.items()},
-                      gold_winner=label.winner, gold_score=gold_score, answer_lengths=_answer_lengths(sample), meta=meta,
-                      question=texts["question"], answers=texts["answers"], reference=texts["reference"])
+    return row_of_sample(sample, label_key=benchmark.label_key, kind=benchmark.kind, group=benchmark.group(sample))
 
 
 # --- verdicts from a predictions file -------------------------------------------------------------
@@ -147,15 +84,6 @@ def rows_from_predictions(benchmark: Benchmark, samples: Sequence[JudgeSample], 
 
 # --- verdicts from a judge ------------------------------------------------------------------------
 
-def _judgment_fields(judgment: Judgment) -> tuple[str | None, tuple[float | None, ...] | None, str, str | None]:
-    """(winner, scores, raw text, parse-failure reason) of one judge call."""
-    if judgment.verdict is not None:
-        return judgment.verdict.winner, judgment.verdict.scores, judgment.raw_text, None
-    if judgment.parse_failure is not None:
-        return None, None, judgment.raw_text, judgment.parse_failure.reason
-    return None, None, judgment.raw_text, f"backend error: {judgment.error}"
-
-
 def _judge_in_groups(samples: Sequence[JudgeSample], judge_for: Callable[[JudgeSample], Any]) -> list[Judgment]:
     """Judge ``samples`` with the judge each one needs (one call per judge), results in sample order."""
     by_judge: dict[int, tuple[Any, list[int]]] = {}
@@ -186,195 +114,29 @@ def rows_from_judge(benchmark: Benchmark, samples: Sequence[JudgeSample], judge:
                 singles.append(sample.replace(id=f"{sample.id}/{suffix}", answers=(answer,), labels={}))
         judgments = _judge_in_groups(singles, judge_for)
         for i, row in enumerate(rows):
-            row.orders = ["first_answer", "second_answer"]
-            row.scores, row.raw_texts, row.parse_failures = [], [], []
-            for j in judgments[2 * i: 2 * i + 2]:
-                _, scores, raw, failure = _judgment_fields(j)
-                score = scores[0] if scores else None
-                if score is None and failure is None:
-                    failure = "the verdict has no grade"
-                row.scores.append(score)
-                row.raw_texts.append(raw)
-                row.parse_failures.append(failure)
-                row.template = j.template
-                row.judgments.append(j.to_dict())
+            fill_grade_pair(row, judgments[2 * i: 2 * i + 2], fmt=_parser_of(judge_for(singles[2 * i])))
         return rows
-    from judgetrain.judging import per_order
-
     judgments = _judge_in_groups(list(samples), judge_for)
-    for row, judgment in zip(rows, judgments):
-        row.template = judgment.template
-        parts = per_order(judgment)
-        if benchmark.kind == "grading":
-            _, scores, raw, failure = _judgment_fields(parts[0])
-            score = scores[0] if scores else None
-            if score is None and failure is None:
-                failure = "the verdict has no grade"
-            row.orders, row.scores, row.raw_texts, row.parse_failures = ["original"], [score], [raw], [failure]
-            row.judgments.append(parts[0].to_dict())
-            continue
-        for part in parts:
-            winner, scores, raw, failure = _judgment_fields(part)
-            if winner is None and failure is None:
-                failure = "the verdict has no winner"
-            if part.swapped:
-                row.orders.append("swapped")
-                row.verdict_swapped = winner
-            else:
-                row.orders.append("original")
-                row.verdict = winner
-                row.scores = list(scores) if scores is not None else None
-            row.raw_texts.append(raw)
-            row.parse_failures.append(failure)
-            row.judgments.append(part.to_dict())
+    for sample, row, judgment in zip(samples, rows, judgments):
+        fill_from_judgment(row, judgment, benchmark.kind, fmt=_parser_of(judge_for(sample)))
     return rows
+
+
+def _parser_of(judge: Any) -> JudgeFormat | None:
+    """The format whose strict and lenient parsers re-read a judge's raw outputs; None for a judge
+    without one (a reward judge's outputs are numbers, not text to parse)."""
+    fmt = getattr(judge, "format", None)
+    return fmt if isinstance(fmt, JudgeFormat) else None
 
 
 # --- scoring --------------------------------------------------------------------------------------
 
-HUMAN_JUDGE_PREFIX = "expert"
-"""MT-bench: labels whose key starts with this are the expert (human) votes FastChat compares with."""
-
-
-def _pairwise_metrics(rows: Sequence[ItemResult], benchmark: Benchmark, policy: str, num_resamples: int,
-                      seed: int) -> dict[str, m.Estimate]:
-    gold = [r.gold_winner for r in rows]
-    first = [r.verdict for r in rows]
-    both = bool(rows) and all(r.both_orders for r in rows)
-    second = [r.verdict_swapped for r in rows] if both else None
-    est: dict[str, m.Estimate] = {}
-
-    def rate(per_item: np.ndarray) -> m.Estimate:
-        return m.estimate_rate(per_item, num_resamples=num_resamples, seed=seed)
-
-    est["accuracy"] = rate(m.correct_per_item(first, gold, policy))
-    est.update(m.agreement_estimates(first, gold, policy, num_resamples=num_resamples, seed=seed))
-    if second is not None:
-        est["both_orders_agreement"] = rate(m.both_orders_correct_per_item(first, second, gold, policy))
-        est["consistency"] = rate(m.consistent_per_item(first, second, policy))
-        preference = m.position_preference_per_item(first, second, policy)
-        est["prefer_first_rate"] = rate(np.where(np.isnan(preference), np.nan, (preference > 0).astype(float)))
-        est["prefer_second_rate"] = rate(np.where(np.isnan(preference), np.nan, (preference < 0).astype(float)))
-        est["position_bias"] = rate(np.where(np.isnan(preference), np.nan, preference))
-        est["llmbar_accuracy"] = rate(m.llmbar_correct_per_item(first, second, gold, policy))
-        est["positional_agreement"] = est["consistency"]
-        if all(g in ("A", "B") for g in gold):
-            est["judgebench_score"] = rate(m.judgebench_correct_per_item(first, second, gold, policy))
-    est["parse_failure_rate"] = rate(m.parse_failed_per_item(*([first, second] if second is not None else [first])))
-    return est
-
-
-def _mtbench_votes(rows: Sequence[ItemResult], judge_name: str) -> list[m.Vote]:
-    votes = []
-    for r in rows:
-        models = r.meta.get("models") or ["model_a", "model_b"]
-        question_id = r.meta.get("question_id", r.id)
-        turn = int(r.meta.get("turn", 1))
-        own = m.combine_orders(r.verdict, r.verdict_swapped) if r.both_orders else r.verdict
-        votes.append(m.Vote(question_id, models[0], models[1], turn, judge_name, own))
-        for who, label in r.labels.items():
-            winner = label.get("winner")
-            if winner is None:
-                continue
-            reference = "human" if who.startswith(HUMAN_JUDGE_PREFIX) else who
-            votes.append(m.Vote(question_id, models[0], models[1], turn, reference, winner))
-    return votes
-
-
-JUDGE_VOTER = "judge-under-evaluation"
-
-
-def _mtbench_metrics(rows: Sequence[ItemResult], policy: str, num_resamples: int, seed: int,
-                     references: Sequence[str]) -> dict[str, m.Estimate]:
-    """S1 / S2 agreement of the judge with each reference (``human`` first), pooled over the turns
-    present: the comparisons of both turns together, as the per-turn groups split them."""
-    votes = _mtbench_votes(rows, JUDGE_VOTER)
-    turns = sorted({v.turn for v in votes})
-    est: dict[str, m.Estimate] = {}
-    for reference in references:
-        suffix = "" if reference == "human" else f"_{reference}"
-        for key, with_ties in (("s1_agreement", True), ("s2_agreement", False)):
-            items = np.concatenate([m.mtbench_agreement_items(votes, JUDGE_VOTER, reference, turn=t, with_ties=with_ties,
-                                                              policy=policy) for t in turns] or [np.zeros(0)])
-            est[key + suffix] = m.estimate_rate(items, num_resamples=num_resamples, seed=seed)
-    return est
-
-
-def _metrics_for(rows: Sequence[ItemResult], benchmark: Benchmark, policy: str, num_resamples: int,
-                 seed: int) -> dict[str, m.Estimate]:
-    if benchmark.kind == "pairwise":
-        est = _pairwise_metrics(rows, benchmark, policy, num_resamples, seed)
-        if "s1_agreement" in benchmark.metrics:
-            references = ["human"] + sorted({k for r in rows for k in r.labels if not k.startswith(HUMAN_JUDGE_PREFIX)
-                                             and k != benchmark.label_key and k.startswith("gpt4")})
-            est.update(_mtbench_metrics(rows, policy, num_resamples, seed, references))
-    elif benchmark.kind == "grading":
-        predicted = [r.scores[0] if r.scores else None for r in rows]
-        gold = [r.gold_score for r in rows]
-        est = m.estimate_statistics(lambda idx: m.correlations([predicted[i] for i in idx], [gold[i] for i in idx]),
-                                    len(rows), num_resamples=num_resamples, seed=seed)
-        est["parse_failure_rate"] = m.estimate_rate(m.parse_failed_per_item(predicted), num_resamples=num_resamples, seed=seed)
-    else:
-        preferred, other = [], []
-        for r in rows:
-            scores = r.scores or [None, None]
-            first_preferred = r.gold_winner != "B"
-            preferred.append(scores[0] if first_preferred else scores[1])
-            other.append(scores[1] if first_preferred else scores[0])
-        est = {"accuracy": m.estimate_rate(m.grade_pair_correct_per_item(preferred, other, policy),
-                                           num_resamples=num_resamples, seed=seed),
-               "parse_failure_rate": m.estimate_rate(m.parse_failed_per_item(preferred, other),
-                                                     num_resamples=num_resamples, seed=seed)}
-    est["num_items"] = m.Estimate(float(len(rows)), None, None, len(rows))
-    wanted = set(benchmark.metrics) | {"parse_failure_rate", "num_items"}
-    return {k: v for k, v in est.items() if k in wanted or k.split("_gpt4")[0] in wanted}
-
-
-def verbosity_split(rows: Sequence[ItemResult], policy: str, num_resamples: int, seed: int) -> dict[str, Any]:
-    """Accuracy split by whether the gold winner is the longer answer (in characters): a judge that
-    favours length is more accurate where the longer answer won. Items with a tie label or two answers
-    of equal length are in neither split. ``judge_picked_longer_rate`` is the share of decisive
-    (A/B) verdicts that picked the longer answer."""
-    longer_won, shorter_won, picked = [], [], []
-    for r in rows:
-        if len(r.answer_lengths) != 2 or r.answer_lengths[0] == r.answer_lengths[1]:
-            continue
-        longer = "A" if r.answer_lengths[0] > r.answer_lengths[1] else "B"
-        if r.verdict in ("A", "B"):
-            picked.append(float(r.verdict == longer))
-        if r.gold_winner not in ("A", "B"):
-            continue
-        (longer_won if r.gold_winner == longer else shorter_won).append(r)
-
-    def acc(split: list[ItemResult]) -> dict[str, Any]:
-        per_item = m.correct_per_item([r.verdict for r in split], [r.gold_winner for r in split], policy)
-        return m.estimate_rate(per_item, num_resamples=num_resamples, seed=seed).to_dict()
-
-    return {"accuracy_when_longer_answer_won": acc(longer_won), "accuracy_when_shorter_answer_won": acc(shorter_won),
-            "judge_picked_longer_rate": m.estimate_rate(np.array(picked), num_resamples=num_resamples, seed=seed).to_dict()}
-
-
 def score_items(benchmark: Benchmark, rows: Sequence[ItemResult], *, policy: str = "wrong",
                 num_resamples: int = m.DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, Any]:
-    """Metrics overall (micro average over every item) and per group, with bootstrap intervals, plus
-    the confusion matrix, the verbosity split and (MT-bench) per-model win rates."""
-    m.check_policy(policy)
-    result: dict[str, Any] = {"metrics": {k: v.to_dict() for k, v in _metrics_for(rows, benchmark, policy, num_resamples, seed).items()}}
-    # Declared groups come first, in their published order, and are reported even when empty (a
-    # --limit run), so tables keep their shape; groups met in the data and not declared follow.
-    group_names = list(benchmark.group_names) + sorted({r.group for r in rows if r.group is not None} - set(benchmark.group_names))
-    groups = {g: [r for r in rows if r.group == g] for g in group_names}
-    result["groups"] = {g: {k: v.to_dict() for k, v in _metrics_for(items, benchmark, policy, num_resamples, seed).items()}
-                        for g, items in groups.items()}
-    if benchmark.kind == "pairwise":
-        result["confusion_matrix"] = m.confusion_matrix([r.verdict for r in rows], [r.gold_winner for r in rows])
-        if all(r.both_orders for r in rows) and rows:
-            result["confusion_matrix_swapped"] = m.confusion_matrix([r.verdict_swapped for r in rows], [r.gold_winner for r in rows])
-        result["verbosity"] = verbosity_split(rows, policy, num_resamples, seed)
-        if "s1_agreement" in benchmark.metrics and all(r.both_orders for r in rows):
-            matches = [(*(r.meta.get("models") or ["model_a", "model_b"]), r.verdict, r.verdict_swapped) for r in rows]
-            result["win_rates"] = m.win_rates(matches)
-    return result
+    """The library scorer (:func:`judgetrain.evaluation.scoring.score_items`) with the benchmark's
+    kind, headline metrics, groups and gold label."""
+    return score_rows(rows, kind=benchmark.kind, metrics=benchmark.metrics, group_names=benchmark.group_names,
+                      label_key=benchmark.label_key, policy=policy, num_resamples=num_resamples, seed=seed)
 
 
 # --- a whole run ----------------------------------------------------------------------------------

@@ -6,11 +6,16 @@ Every ``eval.every_steps`` optimizer steps the model being trained generates ver
 :class:`~judgetrain.judging.backends.transformers_backend.TransformersBackend` wrapped around the
 in-memory model, and logs (through the Trainer's log, so stdout and wandb get them):
 
-- ``judge/agreement``: share of samples whose original-order verdict equals the gold winner
-  (JudgeLM's "agreement"; a parse failure counts as wrong);
-- ``judge/consistency``: share of samples with the same verdict in both orders, mapped back
-  (with ``eval.judge.both_orders``);
-- ``judge/parse_failure_rate``: share of judge calls whose output did not parse.
+``judge/<name>`` for each of :data:`CALLBACK_METRICS`, scored by the evaluation scorer
+(:func:`judgetrain.evaluation.scoring.score_items`, whose module docstring defines every name) under
+the same names as ``judgetrain eval``:
+
+- ``judge/accuracy``: share of samples whose original-order verdict equals the gold winner (a parse
+  failure counts as wrong);
+- ``judge/combined_accuracy`` and ``judge/consistency`` (with ``eval.judge.both_orders``): the
+  both-orders verdict's accuracy, and the share of samples with the same verdict in both orders;
+- ``judge/parse_failure_rate``: share of judge calls whose output did not parse;
+- ``judge/num_items``: the number of samples judged.
 
 No result cache is used: the weights change between evaluations, and the cache key names the
 model, not its weights. Where the weights are whole on every process (single process, DDP,
@@ -57,26 +62,24 @@ def select_labelled(samples: Sequence[JudgeSample], num_samples: int, label: str
     return chosen
 
 
-def agreement_metrics(judge, judgments: Sequence[Any], gold: Sequence[str]) -> dict[str, float | None]:
-    """Agreement, consistency and parse-failure rate of ``judgments`` (from ``judge.judge``) against ``gold``."""
-    from judgetrain import metrics
-    from judgetrain.judging import per_order
+CALLBACK_METRICS = ("accuracy", "combined_accuracy", "consistency", "parse_failure_rate")
+"""The metrics the callback logs (as ``judge/<name>``), plus ``judge/num_items``."""
 
-    def winner(judgment) -> str | None:
-        return judgment.verdict.winner if judgment.verdict is not None else None
 
-    orders = [per_order(j) for j in judgments]
-    original = [winner(parts[0]) for parts in orders]
-    out: dict[str, float | None] = {
-        f"{METRIC_PREFIX}agreement": metrics.accuracy(original, list(gold)),
-        f"{METRIC_PREFIX}num_samples": float(len(judgments)),
-    }
-    if judge.both_orders and all(len(parts) == 2 for parts in orders):
-        swapped = [winner(parts[1]) for parts in orders]
-        out[f"{METRIC_PREFIX}consistency"] = metrics.consistency(original, swapped)
-        out[f"{METRIC_PREFIX}parse_failure_rate"] = metrics.parse_failure_rate(original, swapped)
-    else:
-        out[f"{METRIC_PREFIX}parse_failure_rate"] = metrics.parse_failure_rate(original)
+def agreement_metrics(judgments: Sequence[Any], gold: Sequence[str]) -> dict[str, float | None]:
+    """:data:`CALLBACK_METRICS` of ``judgments`` (from ``Judge.judge``) against ``gold``, keyed
+    ``judge/<name>``; the both-orders metrics only when every sample was judged in both orders."""
+    from judgetrain.evaluation import ItemResult, fill_from_judgment, score_items, value_of
+
+    if len(judgments) != len(gold):
+        raise ValueError(f"{len(judgments)} judgments but {len(gold)} gold winners; give one of each per sample")
+    rows = [fill_from_judgment(ItemResult(id=j.sample_id, group=None, labels={}, gold_winner=g), j, "pairwise")
+            for j, g in zip(judgments, gold)]
+    # No bootstrap: the callback logs point values every few steps.
+    result = score_items(rows, kind="pairwise", metrics=CALLBACK_METRICS, num_resamples=0)
+    out: dict[str, float | None] = {f"{METRIC_PREFIX}{key}": value_of(result, key) for key in CALLBACK_METRICS
+                                    if key in result["metrics"]}
+    out[f"{METRIC_PREFIX}num_items"] = float(len(judgments))
     return out
 
 
@@ -157,7 +160,7 @@ class JudgeAgreementCallback(TrainerCallback):
             if config is not None:
                 config.use_cache = use_cache
             model.train(was_training)
-        return agreement_metrics(judge, judgments, self.gold)
+        return agreement_metrics(judgments, self.gold)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every_steps or model is None:
@@ -175,4 +178,4 @@ class JudgeAgreementCallback(TrainerCallback):
         return control
 
 
-__all__ = ["JudgeAgreementCallback", "agreement_metrics", "gold_winner", "select_labelled"]
+__all__ = ["JudgeAgreementCallback", "CALLBACK_METRICS", "agreement_metrics", "gold_winner", "select_labelled"]

@@ -15,7 +15,7 @@ def test_quickstart_tiny(tmp_path, capsys, kind):
     printed = capsys.readouterr().out
 
     # The summary table, with both evaluations beside the two baselines.
-    assert "| judge | accuracy | swap consistency | parse-failure rate |" in printed
+    assert "| judge | accuracy | combined_accuracy | consistency | parse_failure_rate |" in printed
     for row in ("| before training |", "| after training |", "| majority class (", "| longer answer wins |"):
         assert row in printed
     assert str(out / "report.md") in printed
@@ -25,6 +25,7 @@ def test_quickstart_tiny(tmp_path, capsys, kind):
     for name in ("before training", "after training"):
         row = results["rows"][name]
         assert 0.0 <= row["parse_failure_rate"] <= 1.0 and row["num_items"] == 6
+        assert set(row) == {"num_items", "accuracy", "combined_accuracy", "consistency", "parse_failure_rate"}
     # The baselines are computed from the held-out labels, not made up.
     eval_ids = {j["sample_id"] for j in map(json.loads, (out / "run" / "eval" / "judgments_after.jsonl").read_text().splitlines())}
     assert len(eval_ids) == 6
@@ -42,6 +43,6 @@ def test_quickstart_tiny(tmp_path, capsys, kind):
         assert (out / "run" / "final" / "adapter_config.json").is_file()
     else:
         # A reward judge's orders cannot disagree: each answer is scored alone.
-        assert card["kind"] == "reward" and results["rows"]["after training"]["swap_consistency"] == 1.0
+        assert card["kind"] == "reward" and results["rows"]["after training"]["consistency"] == 1.0
         assert served["both_orders"]["by_construction"] is True
     assert "# judgetrain quickstart" in (out / "report.md").read_text()

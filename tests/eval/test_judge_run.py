@@ -57,6 +57,14 @@ def test_tiny_judge_pairwise_then_its_verdicts_as_predictions(shared_data, tmp_p
             assert (verdict is None) == (failure is not None)  # a failure is never a verdict, a tie included
     results = json.loads((tmp_path / "judged" / "results.json").read_text())
     assert results["config"]["mode"] == "judge" and results["config"]["format"] == "mtbench-pair-v2"
+    # The same raw outputs read by the strict and the lenient parser, side by side in both files.
+    assert set(results["parser_modes"]) == {"strict", "lenient"}
+    strict_failures = sum((r["readings"]["strict"]["verdict"] is None) + (r["readings"]["strict"]["verdict_swapped"] is None)
+                          for r in rows)
+    assert results["parser_modes"]["strict"]["metrics"]["parse_failure_rate"]["value"] == pytest.approx(strict_failures / 6)
+    report = (tmp_path / "judged" / "report.md").read_text()
+    assert "## Strict and lenient parsing" in report and "| metric | strict | lenient |" in report
+    assert "positional_agreement counts failures as LLMBar does" in report
     # Feed the run's own verdicts back: the original order as is, the swapped order in swapped coordinates.
     _replay_both_orders(capsys, tmp_path, common, rows, judged)
 

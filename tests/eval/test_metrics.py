@@ -45,7 +45,8 @@ def test_both_orders_agreement_and_consistency():
     # same verdict: item0 yes, item1 no, item2 no, items 3-4 failures
     assert m.consistency(FIRST, SECOND) == pytest.approx(1 / 5)
     assert m.consistency(FIRST, SECOND, policy="exclude") == pytest.approx(1 / 3)
-    assert m.positional_agreement is m.consistency
+    # LLMBar's positional agreement differs only where both orders failed: item3 and item4 each have one failure.
+    assert m.positional_agreement(FIRST, SECOND) == pytest.approx(1 / 5)
 
 
 def test_prefer_first_and_second_follow_judgelm_cases():
@@ -248,11 +249,70 @@ def test_bootstrap_of_a_statistic_and_of_an_empty_group():
 
 
 def test_every_headline_key_has_a_definition():
-    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "both_orders_agreement", "consistency",
-                "prefer_first_rate", "prefer_second_rate", "kappa", "llmbar_accuracy", "positional_agreement",
-                "judgebench_score", "s1_agreement", "s2_agreement", "pearson", "spearman", "kendall",
-                "parse_failure_rate", "num_items"):
-        assert m.METRIC_DEFINITIONS[key]
+    from judgetrain.evaluation.scoring import METRIC_DEFINITIONS, definition
+
+    for key in ("accuracy", "combined_accuracy", "debiased_accuracy", "macro_precision", "macro_recall", "macro_f1",
+                "both_orders_agreement", "consistency", "prefer_first_rate", "prefer_second_rate", "kappa",
+                "llmbar_accuracy", "positional_agreement", "judgebench_score", "s1_agreement", "s2_agreement", "pearson",
+                "spearman", "kendall", "parse_failure_rate", "num_items"):
+        text, _ = METRIC_DEFINITIONS[key]
+        assert text and definition(key) == text
+    assert definition("s1_agreement_gpt4-pair").endswith("(against GPT-4's votes)")
+
+
+# --- anchors: each upstream count, transcribed, on a hand-made case with failures -------------------
+
+def _llmbar_statistics(label, output_false, output_true):
+    """LLMBar LLMEvaluator/evaluate.py's counts: winners "1" / "2", None for a failed parse; the swapped
+    run's winner already reversed back (reverse_label keeps None)."""
+    correct_false = correct_true = equal = 0
+    for gold, first, second in zip(label, output_false, output_true):
+        correct_false += first == gold
+        correct_true += second == gold
+        equal += first == second
+    n = len(label)
+    return {"correct_average": (correct_false + correct_true) / 2 / n, "equal": equal / n}
+
+
+def test_positional_agreement_and_llmbar_accuracy_reproduce_llmbar_with_failed_outputs():
+    to_llmbar = {"A": "1", "B": "2", None: None}
+    gold = ["A", "B", "A", "B", "A", "B"]
+    first = ["A", None, None, "B", "B", "A"]
+    second = ["A", None, "A", None, "B", "B"]
+    upstream = _llmbar_statistics(*([to_llmbar[v] for v in values] for values in (gold, first, second)))
+    # By hand: equal on items 0, 1 (two failures) and 4 -> 3/6; the original order is right on items 0
+    # and 3, the swapped one on 0, 2 and 5 -> (2 + 3) / 2 / 6.
+    assert upstream == {"equal": 3 / 6, "correct_average": 5 / 12}
+    assert m.positional_agreement(first, second) == pytest.approx(upstream["equal"])
+    assert m.llmbar_accuracy(first, second, gold) == pytest.approx(upstream["correct_average"])
+    # consistency counts the two failures as inconsistent; it is JudgeLM's figure, not LLMBar's.
+    assert m.consistency(first, second) == pytest.approx(2 / 6)
+    # exclude: only items 0, 4, 5 have both orders (agree on 0 and 4).
+    assert m.positional_agreement(first, second, policy="exclude") == pytest.approx(2 / 3)
+
+
+def test_consistency_and_position_preference_reproduce_judgelm_counts():
+    """JudgeLM eval_model_judgement.py: win lists from the first-shown answer's perspective (1 win, -1
+    loss, 0 draw); the sequential list is negated and compared with the reversed run's raw list."""
+    sequential = [1, 1, 0, -1, 0, 1, -1]   # the original order: +1 = A wins
+    reversed_raw = [-1, 1, -1, -1, 1, 0, 1]  # the swapped order as shown: +1 = B (shown first) wins
+    same = before = after = 0
+    for s, r in zip(sequential, reversed_raw):
+        s = -s
+        if s == r:
+            same += 1
+        elif s - r > 0:
+            after += 1
+        elif s - r < 0:
+            before += 1
+    as_winner = {1: "A", -1: "B", 0: "tie"}
+    first = [as_winner[s] for s in sequential]
+    second = [m.flip(as_winner[r]) for r in reversed_raw]  # mapped back to the sample's order
+    n = len(sequential)
+    assert (same, before, after) == (2, 3, 2)
+    assert m.consistency(first, second) == pytest.approx(same / n)
+    assert m.prefer_first_rate(first, second) == pytest.approx(before / n)
+    assert m.prefer_second_rate(first, second) == pytest.approx(after / n)
 
 
 def test_vectorised_agreement_matches_the_plain_definitions():

@@ -235,11 +235,11 @@ def test_judge_agreement_callback_logs_agreement_consistency_and_parse_failures(
 
     result = run(prepared_dir, tmp_path / "judged", optim__max_steps=6, data__format="judgelm-v1", data__held_out_fraction=0.1,
                  eval__every_steps=3, eval__judge__num_samples=3, eval__judge__max_new_tokens=6)
-    judged = [entry for entry in result.log_history if "judge/agreement" in entry]
+    judged = [entry for entry in result.log_history if "judge/accuracy" in entry]
     assert [entry["step"] for entry in judged] == [3, 6]
     for entry in judged:
-        assert entry["judge/num_samples"] == 3
-        for key in ("judge/agreement", "judge/consistency", "judge/parse_failure_rate"):
+        assert entry["judge/num_items"] == 3
+        for key in ("judge/accuracy", "judge/combined_accuracy", "judge/consistency", "judge/parse_failure_rate"):
             assert 0.0 <= entry[key] <= 1.0
     # The held-out loss is evaluated on the same schedule.
     assert [entry["step"] for entry in result.log_history if "eval_loss" in entry] == [3, 6]
@@ -253,10 +253,8 @@ def test_judge_agreement_callback_logs_agreement_consistency_and_parse_failures(
 
 
 def test_agreement_metrics_against_hand_counts():
-    from types import SimpleNamespace
-
     from judgetrain.train.judge_eval import agreement_metrics
-    from judgetrain.types import Judgment, ParseFailure, Verdict
+    from judgetrain.types import BothOrders, Judgment, ParseFailure, Verdict
 
     def order(winner, swapped=False):
         if winner is None:
@@ -265,14 +263,23 @@ def test_agreement_metrics_against_hand_counts():
         return Judgment(sample_id="x", template="judgelm-v1", verdict=Verdict(winner=winner), swapped=swapped)
 
     def both(first, second):
-        return Judgment(sample_id="x", template="judgelm-v1", verdict=Verdict(winner=first or "tie"),
-                        meta={"orders": [order(first), order(second, swapped=True)]})
+        combined = "parse_failure" if first is None or second is None else first if first == second else "tie"
+        record = BothOrders(original=order(first), swapped=order(second, swapped=True), policy="tie", outcome=combined)
+        if combined == "parse_failure":
+            return Judgment(sample_id="x", template="judgelm-v1", both_orders=record,
+                            parse_failure=ParseFailure(raw_text="??", reason="original order: no scores"))
+        return Judgment(sample_id="x", template="judgelm-v1", verdict=Verdict(winner=combined), both_orders=record)
 
     # original verdicts A, B, None, A against gold A, A, B, A: 2 of 4 agree;
-    # swapped (mapped back) A, B, B, B: consistent on items 1 and 2 only; 1 failed call of 8.
+    # swapped (mapped back) A, B, B, B: consistent on items 1 and 2 only; 1 failed call of 8;
+    # combined A, B, failure, tie: only item 1 is right.
     judgments = [both("A", "A"), both("B", "B"), both(None, "B"), both("A", "B")]
-    values = agreement_metrics(SimpleNamespace(both_orders=True), judgments, ["A", "A", "B", "A"])
-    assert values["judge/agreement"] == 0.5
+    values = agreement_metrics(judgments, ["A", "A", "B", "A"])
+    assert values["judge/accuracy"] == 0.5
+    assert values["judge/combined_accuracy"] == 0.25
     assert values["judge/consistency"] == 0.5
     assert values["judge/parse_failure_rate"] == 1 / 8
-    assert values["judge/num_samples"] == 4
+    assert values["judge/num_items"] == 4
+    assert "judge/agreement" not in values
+    one_order = agreement_metrics([order("A"), order("B")], ["A", "A"])
+    assert one_order == {"judge/accuracy": 0.5, "judge/parse_failure_rate": 0.0, "judge/num_items": 2.0}
