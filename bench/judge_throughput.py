@@ -34,7 +34,7 @@ if str(REPO_ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from judgetrain_data_prep import pandalm  # noqa: E402
-from judgetrain.data.io import ReadReport  # noqa: E402
+from judgetrain.data.rows import ReadReport  # noqa: E402
 from judgetrain.judging import Judge  # noqa: E402
 from judgetrain.judging.backends.base import Decoding  # noqa: E402
 from judgetrain.judging.backends.transformers_backend import TransformersBackend, bf16_is_fast, prompt_text_of  # noqa: E402

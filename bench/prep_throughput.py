@@ -29,7 +29,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # the plugin packages sit at the top of the checkout
 
 from judgetrain_data_prep import judgelm  # noqa: E402
-from judgetrain.data.io import ReadReport, write_samples  # noqa: E402
+from judgetrain.data.prepared import write_samples  # noqa: E402
+from judgetrain.data.rows import ReadReport  # noqa: E402
 
 TARGET_ROWS_PER_MINUTE = 100_000
 WORDS = (

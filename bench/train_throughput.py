@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from judgetrain_data_prep import pandalm  # noqa: E402
-from judgetrain.data.io import ReadReport  # noqa: E402
+from judgetrain.data.rows import ReadReport  # noqa: E402
 from judgetrain.types import Label  # noqa: E402
 
 MAX_SEQ_LEN = 2048

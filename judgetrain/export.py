@@ -252,7 +252,7 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
     import torch
 
     from judgetrain import formats
-    from judgetrain.data.io import make_staging_dir, replace_dir
+    from judgetrain.atomic import make_staging_dir, replace_dir
     from judgetrain.judging.judge import default_decoding
     from judgetrain.models import load_model, load_tokenizer, torch_dtype
     from judgetrain.train.checkpoint import read_record

@@ -157,6 +157,7 @@ def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, li
     from judgetrain import formats
     from judgetrain.data.prepare import prepare_dataset
     from judgetrain.data.prepared import read_samples
+    from judgetrain.data.rows import ReadReport
 
     files = REWARD_TRAIN_FILES if size.kind == "reward" else TRAIN_FILES
     pool = [s for name in files for s in read_shipped(name)]
@@ -173,8 +174,11 @@ def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, li
         format_name, swap_probability = FORMAT, 0.5
     held_out = held_out_items(size.num_eval, seed=seed)
     train_dir = out / "data" / "train"
-    prepare_dataset(train, train_dir, source="quickstart", input=str(RESOURCES), format_name=format_name, swap_aug=swap_probability,
-                    seed=seed, details={"files": list(files), "max_seq_len_tokens": size.max_seq_len_tokens})
+    read_report = ReadReport(source="quickstart", rows_read=len(pool), samples_built=len(train))
+    for name in files:
+        read_report.add_input_file(RESOURCES / name)  # so the manifest holds each shipped file's sha256
+    prepare_dataset(train, train_dir, source="quickstart", input=str(RESOURCES), report=read_report, format_name=format_name,
+                    swap_aug=swap_probability, seed=seed, details={"files": list(files), "max_seq_len_tokens": size.max_seq_len_tokens})
     # The samples as written, i.e. with the swap augmentation applied.
     return train_dir, read_samples(train_dir), held_out
 

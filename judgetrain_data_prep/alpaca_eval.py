@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Iterator
 
-from judgetrain.data.io import RawRow, ReadReport, RowError, convert_rows, iter_rows, require_text
+from judgetrain.data.fields import RowError, require_text
+from judgetrain.data.rows import RawRow, ReadReport, convert_rows, iter_rows
 from judgetrain.types import Answer, JudgeSample, Label
 
 SOURCE = "alpaca_eval"

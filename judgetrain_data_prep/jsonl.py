@@ -34,7 +34,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from judgetrain.data.io import RawRow, ReadReport, RowError, as_score, convert_rows, iter_rows
+from judgetrain.data.fields import RowError, as_score
+from judgetrain.data.rows import RawRow, ReadReport, convert_rows, iter_rows
 from judgetrain.types import WINNERS, Answer, JudgeSample, Label
 
 SOURCE = "jsonl"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from judgetrain.data.io import RawRow, ReadReport, convert_rows, iter_rows, require_choice, require_text
+from judgetrain.data.fields import require_choice, require_text
+from judgetrain.data.rows import RawRow, ReadReport, convert_rows, iter_rows
 from judgetrain.types import Answer, JudgeSample, Label
 
 SOURCE = "judgebench"

@@ -26,19 +26,8 @@ import itertools
 from pathlib import Path
 from typing import Any, Iterator
 
-from judgetrain.data.io import (
-    RawRow,
-    ReadReport,
-    RowError,
-    convert_rows,
-    is_local,
-    iter_file_rows,
-    iter_rows,
-    parse_rows,
-    require,
-    require_choice,
-    require_text,
-)
+from judgetrain.data.fields import RowError, require, require_choice, require_text
+from judgetrain.data.rows import RawRow, ReadReport, convert_rows, is_local, iter_file_rows, iter_rows, parse_rows
 from judgetrain.types import Answer, JudgeSample, Label
 
 SOURCE = "mtbench"

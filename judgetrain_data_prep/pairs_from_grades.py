@@ -23,7 +23,7 @@ import itertools
 from typing import Any, Iterator
 
 from judgetrain import plugins
-from judgetrain.data.io import ReadReport
+from judgetrain.data.rows import ReadReport
 from judgetrain.types import Answer, JudgeSample, Label
 
 SOURCE = "pairs-from-grades"

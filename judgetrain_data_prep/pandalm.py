@@ -31,7 +31,8 @@ import re
 from collections import Counter
 from typing import Any, Iterator
 
-from judgetrain.data.io import RawRow, ReadReport, RowError, alpaca_question, convert_rows, iter_rows, require, require_choice, require_text
+from judgetrain.data.fields import RowError, alpaca_question, require, require_choice, require_text
+from judgetrain.data.rows import RawRow, ReadReport, convert_rows, iter_rows
 from judgetrain.types import Answer, JudgeSample, Label
 
 SOURCE = "pandalm"

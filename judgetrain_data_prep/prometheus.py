@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from judgetrain.data.io import RawRow, ReadReport, RowError, as_score, convert_rows, iter_rows, require, require_text
+from judgetrain.data.fields import RowError, as_score, require, require_text
+from judgetrain.data.rows import RawRow, ReadReport, convert_rows, iter_rows
 from judgetrain.types import Answer, JudgeSample, Label
 
 SOURCE = "prometheus"

@@ -109,7 +109,7 @@ class Benchmark:
     def read(self, source: str, *, limit: int | None = None, on_bad_row: str = "error",
              report: Any = None) -> list[JudgeSample]:
         """The samples of ``source`` through the ``data_prep`` reader, at most ``limit`` of them."""
-        from judgetrain.data.io import ReadReport
+        from judgetrain.data.rows import ReadReport
 
         module = plugins.reader(self.reader)
         report = report if report is not None else ReadReport()

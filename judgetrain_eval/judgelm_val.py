@@ -32,7 +32,7 @@ SCALE = (1.0, 10.0)
 
 def gpt4_labels(path: str | Path) -> list[Label | None]:
     """GPT-4's label for each line of the review file (None where GPT-4's call failed: [-1, -1])."""
-    from judgetrain.data.io import ReadReport, iter_rows
+    from judgetrain.data.rows import ReadReport, iter_rows
 
     labels: list[Label | None] = []
     for raw in iter_rows(str(path), report=ReadReport()):

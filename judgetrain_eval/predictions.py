@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from judgetrain.types import WINNERS, JudgeSample, flip_winner
-from judgetrain.data.io import read_jsonl
+from judgetrain.data.rows import read_jsonl
 
 IDENTITY_LABEL_MAP = {w: w for w in WINNERS}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from judgetrain_eval.runner import EvalRun, versions
-from judgetrain.data.io import atomic_path, write_text_atomic
+from judgetrain.atomic import atomic_path, write_text_atomic
 from judgetrain.evaluation.scoring import definition
 
 RESULTS_FILE = "results.json"

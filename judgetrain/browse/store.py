@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from judgetrain import plugins
-from judgetrain.data.io import read_jsonl
+from judgetrain.data.rows import read_jsonl
 
 RESULTS_FILE = "results.json"
 JUDGMENTS_FILE = "judgments.jsonl"

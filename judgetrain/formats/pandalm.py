@@ -72,7 +72,7 @@ _WINNER_OF_LINE = {"1": "A", "2": "B", "tie": "tie"}
 
 
 def _alpaca_question(instruction: str, task_input: str) -> str:
-    # The question an Alpaca-style reader builds from the two parts (judgetrain.data.io.alpaca_question).
+    # The question an Alpaca-style reader builds from the two parts (judgetrain.data.fields.alpaca_question).
     return f"{instruction}\n\n{task_input}" if task_input.strip() else instruction
 
 

@@ -47,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def read_samples(path: str | os.PathLike[str], limit: int | None = None) -> list[JudgeSample]:
     """Canonical samples from a JSONL file or a prepared dir, the first ``limit`` of them when given.
     A bad line raises ValueError naming the file, the line and the field."""
-    from judgetrain.data.io import load_samples
+    from judgetrain.data.prepared import load_samples
 
     samples = load_samples(path)
     return samples if limit is None else samples[:limit]

@@ -87,7 +87,7 @@ def export_reward(checkpoint: Path, out: Path, config, record: dict[str, Any], *
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from judgetrain.data.io import make_staging_dir, replace_dir
+    from judgetrain.atomic import make_staging_dir, replace_dir
     from judgetrain.export import _readable_by_all
     from judgetrain.models import load_tokenizer, torch_dtype
     from judgetrain.reward.margin import read_tie_margin

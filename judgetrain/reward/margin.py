@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from judgetrain.data.io import write_text_atomic
+from judgetrain.atomic import write_text_atomic
 from judgetrain.reward.data import LABEL_KEYS, winner_label
 
 TIE_MARGIN_FILE = "tie_margin.json"

@@ -84,13 +84,13 @@ def build_reward_data(config, tokenizer, *, seed: int):
     """:class:`~judgetrain.train.data.TrainData` of pair rows for a reward run."""
     import datasets
 
-    from judgetrain.data.io import read_manifest, read_samples
+    from judgetrain.data.prepared import Manifest, read_samples
     from judgetrain.train.data import TrainData, is_held_out, mixed_indices
 
     data_config = config.data
     if not data_config.datasets:
         raise ValueError("data.datasets is empty; name at least one prepared dir (judgetrain prep --out DIR)")
-    manifests = {spec.path: read_manifest(spec.path) for spec in data_config.datasets}
+    manifests = {spec.path: Manifest.read(spec.path) for spec in data_config.datasets}
     parts, held_out, stats = [], [], {"datasets": {}}
     for index, spec in enumerate(data_config.datasets):
         samples = read_samples(spec.path)
@@ -103,7 +103,7 @@ def build_reward_data(config, tokenizer, *, seed: int):
         parts.append(rows)
         held_out.extend(out)
         stats["datasets"][spec.path] = {"num_samples": len(samples), "num_held_out": len(out), "weight": spec.weight,
-                                        "manifest_hash": manifests[spec.path].get("manifest_hash"), **counts}
+                                        "manifest_hash": manifests[spec.path].manifest_hash, **counts}
     train_rows = datasets.concatenate_datasets(parts)
     if len(train_rows) == 0:
         raise ValueError("no training pairs are left: a reward judge trains on pairs whose label names a winner (A or B); "
@@ -112,7 +112,7 @@ def build_reward_data(config, tokenizer, *, seed: int):
     stats["num_train_tokens"] = int(sum(train_rows["length"]))
     return TrainData(train_dataset=train_rows, data_collator=RewardPairCollator(tokenizer.pad_token_id), eval_dataset=None,
                      packed=False, format_name=None, held_out_samples=held_out,
-                     manifest_hashes={path: m.get("manifest_hash") for path, m in manifests.items()}, stats=stats)
+                     manifest_hashes={path: m.manifest_hash for path, m in manifests.items()}, stats=stats)
 
 
 @torch.inference_mode()
@@ -150,7 +150,7 @@ class RewardAgreementCallback(TrainerCallback):
     def from_config(cls, config, tokenizer, data) -> "RewardAgreementCallback":
         samples = data.held_out_samples
         if config.eval.judge.data:
-            from judgetrain.data.io import read_samples
+            from judgetrain.data.prepared import read_samples
 
             samples = read_samples(config.eval.judge.data)
         rows, counts = pair_rows(samples, tokenizer, max_seq_len=config.data.max_seq_len)

@@ -28,7 +28,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from judgetrain.data.io import write_text_atomic
+from judgetrain.atomic import write_text_atomic
 from judgetrain.train.config import TrainConfig, save_config
 
 logger = logging.getLogger(__name__)
@@ -61,10 +61,10 @@ def trained_format(config: TrainConfig) -> str | None:
         return REWARD_TEMPLATE
     if config.data.format:
         return config.data.format
-    from judgetrain.data.io import read_manifest
+    from judgetrain.data.prepared import Manifest
     from judgetrain.train.data import _manifest_format
 
-    return _manifest_format({spec.path: read_manifest(spec.path) for spec in config.data.datasets})
+    return _manifest_format({spec.path: Manifest.read(spec.path) for spec in config.data.datasets})
 
 
 def write_record(checkpoint_dir: str | os.PathLike, config: TrainConfig, *, global_step: int,
@@ -153,7 +153,7 @@ def save_final(trainer, config: TrainConfig, *, manifest_hashes: dict[str, str],
     """Save the trained model (full weights as safetensors, or the LoRA adapter), tokenizer, config
     and record to ``output_dir/final`` through a temp dir and a rename. Call it on every process:
     DeepSpeed ZeRO-3 and FSDP gather the weights collectively."""
-    from judgetrain.data.io import replace_dir
+    from judgetrain.atomic import replace_dir
 
     output_dir = Path(config.output_dir)
     final = output_dir / FINAL_DIR

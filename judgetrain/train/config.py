@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from judgetrain.data.io import write_text_atomic
+from judgetrain.atomic import write_text_atomic
 from judgetrain.models import EMBEDDED_MODEL, DTYPES
 
 ATTENTION_CHOICES = ("sdpa", "flash_attention_2", "eager")

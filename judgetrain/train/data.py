@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from judgetrain.data.augment import PAIR_ID_KEY, SWAPPED_TWIN_SUFFIX, both_orders, swap
+from judgetrain.data.prepared import TOKENIZED_DIR, Manifest
 from judgetrain.train.config import DataConfig
 from judgetrain.types import JudgeSample
 
@@ -209,8 +210,8 @@ def mixed_indices(num_samples: int, weight: float, seed: int) -> list[int]:
     return indices
 
 
-def _manifest_format(manifests: dict[str, dict[str, Any]]) -> str | None:
-    named = {path: (m.get("settings") or {}).get("format") for path, m in manifests.items()}
+def _manifest_format(manifests: dict[str, Manifest]) -> str | None:
+    named = {path: m.settings.format for path, m in manifests.items()}
     distinct = {name for name in named.values() if name}
     if len(distinct) > 1:
         listing = ", ".join(f"{path}: {name}" for path, name in named.items())
@@ -218,28 +219,28 @@ def _manifest_format(manifests: dict[str, dict[str, Any]]) -> str | None:
     return distinct.pop() if distinct else None
 
 
-def _matching_tokenized(prepared_dir: Path, manifest: dict[str, Any], *, tokenizer_name: str, format_name: str | None,
+def _matching_tokenized(prepared_dir: Path, manifest: Manifest, *, tokenizer_name: str, format_name: str | None,
                         max_seq_len: int, target_label: str | None = None):
     """The dir's tokenized/ copy when it was made with this tokenizer, template, max_seq_len and target
     label; else None."""
     import datasets
 
-    section = manifest.get("tokenized")
-    settings = manifest.get("settings") or {}
+    section = manifest.tokenized
+    settings = manifest.settings
     if not section:
         return None
     if section.get("target_label") != target_label:
         logger.warning("%s/tokenized built its targets from label %r; re-tokenizing for data.target_label=%r",
                        prepared_dir, section.get("target_label"), target_label)
         return None
-    same = (settings.get("tokenizer") == tokenizer_name and section.get("max_seq_len", settings.get("max_seq_len")) == max_seq_len
-            and (format_name is None or settings.get("format") == format_name))
+    same = (settings.tokenizer == tokenizer_name and section.get("max_seq_len", settings.max_seq_len) == max_seq_len
+            and (format_name is None or settings.format == format_name))
     if not same:
         logger.warning("%s/tokenized was made with tokenizer %r, max_seq_len %r, template %r; re-tokenizing for %r, %d, %r",
-                       prepared_dir, settings.get("tokenizer"), section.get("max_seq_len"), settings.get("format"),
+                       prepared_dir, settings.tokenizer, section.get("max_seq_len"), settings.format,
                        tokenizer_name, max_seq_len, format_name)
         return None
-    rows = datasets.load_from_disk(str(prepared_dir / section.get("path", "tokenized")))
+    rows = datasets.load_from_disk(str(prepared_dir / section.get("path", TOKENIZED_DIR)))
     if "id" not in rows.column_names:
         raise ValueError(f"{prepared_dir}/tokenized has no id column, so its rows cannot be matched to samples; re-run `judgetrain prep`")
     return rows
@@ -340,7 +341,7 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
     """Read, mix, split and tokenize the prepared dirs of ``config`` into :class:`TrainData`."""
     import datasets
 
-    from judgetrain.data.io import read_manifest, read_samples
+    from judgetrain.data.prepared import read_samples
 
     if not config.datasets:
         raise ValueError("data.datasets is empty; name at least one prepared dir (judgetrain prep --out DIR)")
@@ -357,7 +358,7 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
             "data.p_include_reference re-draw the augmentation every epoch; set data.swap_probability=0 and "
             "data.p_include_reference=1 (drop references at prep time: judgetrain prep --pair-symmetric --p-include-reference P)"
         )
-    manifests = {spec.path: read_manifest(spec.path) for spec in config.datasets}
+    manifests = {spec.path: Manifest.read(spec.path) for spec in config.datasets}
     format_name = config.format or _manifest_format(manifests)
     train_samples: list[JudgeSample] = []
     held_out: list[JudgeSample] = []
@@ -380,7 +381,7 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
         else:
             chosen = [kept[i] for i in mixed_indices(len(kept), spec.weight, seed + index)]
         entry = {"num_samples": len(samples), "num_held_out": len(out), "weight": spec.weight, "num_train_per_epoch": len(chosen),
-                 "manifest_hash": manifests[spec.path].get("manifest_hash")}
+                 "manifest_hash": manifests[spec.path].manifest_hash}
         if pair_symmetric:
             # The judge evaluation judges both orders itself: it gets each held-out pair once.
             held_out.extend(s for s in out if s.meta.get(PAIR_ID_KEY, s.id) == s.id)
@@ -411,7 +412,7 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
                                          target_label=config.target_label)
                 eval_parts.append(eval_rows)
         stats["datasets"][spec.path] = entry
-    manifest_hashes = {path: m.get("manifest_hash") for path, m in manifests.items()}
+    manifest_hashes = {path: m.manifest_hash for path, m in manifests.items()}
 
     if online:
         from judgetrain.data.tokenize import OnlineJudgeDataset

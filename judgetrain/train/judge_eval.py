@@ -111,7 +111,7 @@ class JudgeAgreementCallback(TrainerCallback):
         """The callback of a run: samples from ``eval.judge.data`` or the held-out split of ``data``."""
         judge_config = config.eval.judge
         if judge_config.data is not None:
-            from judgetrain.data.io import read_samples
+            from judgetrain.data.prepared import read_samples
 
             pool, where = read_samples(judge_config.data), judge_config.data
         else:

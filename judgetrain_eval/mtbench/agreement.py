@@ -36,7 +36,7 @@ PAIR_WINNERS = {"model_1": "A", "model_2": "B", "tie": "tie", "error": None}
 def human_votes(source: str) -> list[Vote]:
     """The expert votes of a human-judgment file or hub dataset (split ``human``)."""
     from judgetrain_data_prep.mtbench import read
-    from judgetrain.data.io import ReadReport
+    from judgetrain.data.rows import ReadReport
 
     split = None if Path(source).exists() else "human"
     votes = []

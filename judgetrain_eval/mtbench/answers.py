@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from judgetrain_eval.mtbench.data import load_answer_file, temperature_of
-from judgetrain.data.io import write_jsonl_atomic
+from judgetrain.atomic import write_jsonl_atomic
 from judgetrain.judging.backends.base import Backend, Decoding, Request
 
 DEFAULT_MAX_NEW_TOKENS = 1024

@@ -231,7 +231,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: str, data: dict) -> None:
-    from judgetrain.data.io import write_text_atomic
+    from judgetrain.atomic import write_text_atomic
 
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from judgetrain_data_prep.mtbench import NEED_REF_CATS
-from judgetrain.data.io import read_jsonl
+from judgetrain.data.rows import read_jsonl
 
 DEFAULT_BENCH = "mt_bench"
 REFERENCE_MODEL = "gpt-4"

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from judgetrain_eval.mtbench.data import NEED_REF_CATS, read_jsonl
-from judgetrain.data.io import write_jsonl_atomic
+from judgetrain.atomic import write_jsonl_atomic
 from judgetrain.judging.backends.base import Backend
 from judgetrain.types import Answer, JudgeSample, Judgment
 

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 from judgetrain_eval.mtbench.data import CATEGORIES, TIE_DELTA, read_jsonl
 from judgetrain_eval.mtbench.judgment import model_pairs
 from judgetrain import metrics
-from judgetrain.data.io import atomic_path
+from judgetrain.atomic import atomic_path
 
 PAIR_WINNER = {"model_1": "A", "model_2": "B", "tie": "tie", "error": None}
 """FastChat's pairwise winner names as the library's winners (``error``: no verdict)."""

@@ -13,7 +13,8 @@ import pytest
 
 from judgetrain.cli import main
 from judgetrain.data.augment import both_orders, swap
-from judgetrain.data.io import read_manifest, read_samples, write_samples
+from judgetrain.data.prepare import prepare_dataset
+from judgetrain.data.prepared import Manifest, read_samples
 from judgetrain.data.packing import pack, split_packed_row
 from judgetrain.models import TINY_TOKENIZER_DIR
 from judgetrain.train.config import load_config
@@ -54,7 +55,7 @@ def single_sample(index: int) -> JudgeSample:
 
 def write_dir(out: Path, samples: list[JudgeSample]) -> Path:
     """A prepared dir without a tokenized/ copy: training tokenizes with judgelm-v1."""
-    write_samples(samples, out, manifest_extra={"source": "test", "settings": {"format": "judgelm-v1"}})
+    prepare_dataset(samples, out, source="test", format_name="judgelm-v1")
     return out
 
 
@@ -124,8 +125,8 @@ def test_prep_pair_symmetric_writes_both_orders_and_records_it(tmp_path):
         assert twin.meta["pair_id"] == original.meta["pair_id"] == original.id
         assert twin.answers == original.answers[::-1]
         assert twin.labels["gpt4"].scores == original.labels["gpt4"].scores[::-1]
-    augmentation = read_manifest(out)["settings"]["augmentation"]
-    assert augmentation["pair_symmetric"] is True and augmentation["num_pairs"] == 4 and augmentation["num_swapped"] == 4
+    augmentation = Manifest.read(out).settings.augmentation
+    assert augmentation.pair_symmetric is True and augmentation.num_pairs == 4 and augmentation.num_swapped == 4
     tokenized = datasets.load_from_disk(str(out / "tokenized"))
     assert sorted(tokenized["id"]) == sorted(s.id for s in samples)
     # Swapping at random on top would break the symmetry.

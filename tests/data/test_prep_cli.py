@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from judgetrain.cli import main
-from judgetrain.data.io import read_manifest, read_samples
+from judgetrain.data.prepared import Manifest, read_samples
 from judgetrain.models import TINY_TOKENIZER_DIR
 
 FIXTURES = Path(__file__).resolve().parents[1] / "assets" / "fixtures"
@@ -22,13 +22,13 @@ def test_prep_pandalm_writes_manifest_shards_and_stats(shared_data, tmp_path, ca
     source = shared_data / "pandalm" / "testset-v1.json"
     out = tmp_path / "pandalm"
     assert prep("--source", "pandalm", "--input", source, "--out", out, "--seed", 7) == 0
-    manifest = read_manifest(out)
-    assert manifest["input_files"] == [
+    manifest = Manifest.read(out)
+    assert list(manifest.input_files) == [
         {"path": str(source.resolve()), "sha256": hashlib.sha256(source.read_bytes()).hexdigest(), "num_bytes": source.stat().st_size}
     ]
-    assert (manifest["rows_read"], manifest["rows_written"], manifest["rows_skipped"]) == (999, 999, 0)
-    assert manifest["schemas"] == {"pandalm-test": 999} and manifest["seed"] == 7
-    assert manifest["settings"]["on_bad_row"] == "error" and manifest["judgetrain_version"]
+    assert (manifest.rows_read, manifest.rows_written, manifest.rows_skipped) == (999, 999, 0)
+    assert manifest.schemas == {"pandalm-test": 999} and manifest.seed == 7
+    assert manifest.settings.on_bad_row == "error" and manifest.judgetrain_version and manifest.source == "pandalm"
     samples = read_samples(out)
     assert len(samples) == 999 and len({s.id for s in samples}) == 999
     capsys.readouterr()
@@ -36,7 +36,7 @@ def test_prep_pandalm_writes_manifest_shards_and_stats(shared_data, tmp_path, ca
     stats = json.loads(capsys.readouterr().out)
     assert stats["num_samples"] == 999
     assert stats["labels"]["human_majority"]["winner"] == {"A": 422, "B": 472, "tie": 105}
-    assert stats["manifest_hash"] == manifest["manifest_hash"]
+    assert stats["manifest_hash"] == manifest.manifest_hash
     assert main(["prep", "stats", str(out)]) == 0
     assert "label human_majority: 999 labels, winner A=422 B=472 tie=105" in capsys.readouterr().out
 
@@ -61,10 +61,10 @@ def test_bad_rows_fail_with_file_and_line_or_are_skipped_and_counted(tmp_path, c
     assert f"{bad}:2: invalid JSON (Invalid control character" in err and "--on-bad-row skip" in err
     assert not (tmp_path / "out").exists()
     assert prep("--source", "pandalm", "--input", bad, "--out", tmp_path / "out", "--on-bad-row", "skip") == 0
-    manifest = read_manifest(tmp_path / "out")
-    assert (manifest["rows_read"], manifest["rows_written"], manifest["rows_skipped"]) == (4, 2, 2)
-    assert {reason: info["count"] for reason, info in manifest["skipped"].items()} == {"invalid JSON": 1, "label out of range": 1}
-    assert manifest["skipped"]["label out of range"]["examples"] == [
+    manifest = Manifest.read(tmp_path / "out")
+    assert (manifest.rows_read, manifest.rows_written, manifest.rows_skipped) == (4, 2, 2)
+    assert {reason: info["count"] for reason, info in manifest.skipped.items()} == {"invalid JSON": 1, "label out of range": 1}
+    assert manifest.skipped["label out of range"]["examples"] == [
         f"{bad}:3: annotator3: expected one of 0, 1, 2 (0 = tie, 1 = response 1 better, 2 = response 2 better), got 7"
     ]
     assert [s.meta["idx"] for s in read_samples(tmp_path / "out")] == [0, 3]
@@ -90,7 +90,7 @@ def test_reader_options_and_field_mapping_from_the_command_line(shared_data, tmp
     pairs = read_samples(out)
     assert len(pairs) == 480
     assert all((p.labels["gpt4"].winner == "tie") == (abs(p.labels["gpt4"].scores[0] - p.labels["gpt4"].scores[1]) <= 1) for p in pairs)
-    assert read_manifest(out)["settings"]["reader_options"] == {"tie_threshold": "1"}
+    assert Manifest.read(out).settings.reader_options == {"tie_threshold": "1"}
     mine = tmp_path / "mine.jsonl"
     mine.write_text(json.dumps({"q": "2+2?", "x": "4", "y": "5", "w": "x"}) + "\n")
     assert prep("--source", "jsonl", "--input", mine, "--out", tmp_path / "mine", "--map", "question=q", "--map", "answers=x,y",
@@ -102,7 +102,7 @@ def test_reader_options_and_field_mapping_from_the_command_line(shared_data, tmp
 
 def test_swap_augmentation_is_materialised_and_recorded(tmp_path):
     from judgetrain_data_prep.judgelm import read as read_judgelm
-    from judgetrain.data.io import ReadReport
+    from judgetrain.data.rows import ReadReport
 
     originals = list(read_judgelm(str(FIXTURES / "judgelm_100k_sample.jsonl"), report=ReadReport()))
     out = tmp_path / "swapped"
@@ -115,8 +115,9 @@ def test_swap_augmentation_is_materialised_and_recorded(tmp_path):
         assert new.labels["gpt4"].winner == flip[old.labels["gpt4"].winner]
         assert new.labels["gpt4"].scores == old.labels["gpt4"].scores[::-1]
     assert "Assistant 2 named Sydney" in swapped[0].judgment
-    manifest = read_manifest(out)
-    assert manifest["settings"]["augmentation"]["num_swapped"] == 4 and manifest["rows_skipped"] == 1
+    manifest = Manifest.read(out)
+    assert manifest.settings.augmentation.num_swapped == 4 and manifest.rows_skipped == 1
+    assert manifest.settings.augmentation.swap_probability == 1.0 and manifest.seed == 3
 
 
 def test_prep_with_tiny_tokenizer_writes_a_masked_token_dataset(shared_data, tmp_path, capsys):
@@ -128,8 +129,9 @@ def test_prep_with_tiny_tokenizer_writes_a_masked_token_dataset(shared_data, tmp
     small.write_text("".join(source.read_text(encoding="utf-8").splitlines(keepends=True)[:40]), encoding="utf-8")
     assert prep("--source", "autoj", "--input", small, "--out", out, "--format", "mtbench-pair-v2",
                 "--tokenizer", TINY_TOKENIZER_DIR, "--max-seq-len", 768, "--num-proc", 1) == 0
-    manifest = read_manifest(out)
-    tokenized = manifest["tokenized"]
+    manifest = Manifest.read(out)
+    tokenized = manifest.tokenized
+    assert manifest.settings.tokenizer == str(TINY_TOKENIZER_DIR) and manifest.settings.max_seq_len == 768
     dataset = datasets.load_from_disk(str(out / "tokenized"))
     assert {"input_ids", "labels"} <= set(dataset.column_names)
     assert len(dataset) == tokenized["num_tokenized"] == 40 - tokenized["num_skipped"]

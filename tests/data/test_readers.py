@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from judgetrain import plugins
-from judgetrain.data.io import ReadReport, iter_hub_rows, iter_rows, local_row_files, read_samples, write_samples, write_manifest, read_manifest
+from judgetrain.data.prepared import Manifest, SamplesSection, read_samples, write_samples
+from judgetrain.data.rows import ReadReport, iter_hub_rows, iter_rows, local_row_files
 from judgetrain.types import JudgeSample
 
 FIXTURES = Path(__file__).resolve().parents[1] / "assets" / "fixtures"
@@ -437,28 +438,30 @@ def test_hub_loader_reads_a_dataset_dir_with_datasets(tmp_path):
 def test_write_and_read_samples_shards_and_manifest(tmp_path, shared_data):
     samples, _ = read("llmbar", shared_data / "llmbar" / "Dataset" / "LLMBar" / "Natural" / "dataset.json")
     out = tmp_path / "prep"
-    section = write_samples(samples, out, manifest_extra={"source": "llmbar", "seed": 1}, samples_per_shard=30)
-    assert [s["num_samples"] for s in section["shards"]] == [30, 30, 30, 10]
+    section = write_samples(samples, out, samples_per_shard=30)
+    assert [s.num_samples for s in section.shards] == [30, 30, 30, 10]
+    written = Manifest(source="llmbar", seed=1, samples=section).write(out)
     assert read_samples(out) == samples
-    manifest = read_manifest(out)
-    assert manifest["samples"] == section and len(manifest["manifest_hash"]) == 64
+    manifest = Manifest.read(out)
+    assert manifest == written and manifest.samples == section and len(manifest.manifest_hash) == 64
     # A rewrite with fewer samples replaces the old shards instead of mixing with them.
-    write_samples(samples[:5], out, manifest_extra={"source": "llmbar", "seed": 1})
+    Manifest(source="llmbar", seed=1, samples=write_samples(samples[:5], out)).write(out)
     assert read_samples(out) == samples[:5] and len(list((out / "samples").iterdir())) == 1
     # A hand-edited manifest is refused.
     text = (out / "manifest.json").read_text().replace('"seed": 1', '"seed": 2')
     (out / "manifest.json").write_text(text)
     with pytest.raises(ValueError, match="manifest_hash does not match"):
-        read_manifest(out)
+        Manifest.read(out)
     with pytest.raises(ValueError, match="appears twice"):
         write_samples([samples[0], samples[0]], tmp_path / "dup")
 
 
 def test_manifest_hash_ignores_creation_time(tmp_path):
-    a = write_manifest(tmp_path / "a", {"x": 1, "created_utc": "2020-01-01T00:00:00"})
-    b = write_manifest(tmp_path / "b", {"x": 1, "created_utc": "2030-01-01T00:00:00"})
-    c = write_manifest(tmp_path / "c", {"x": 2, "created_utc": "2030-01-01T00:00:00"})
-    assert a["manifest_hash"] == b["manifest_hash"] != c["manifest_hash"]
+    section = SamplesSection(num_samples=0, samples_per_shard=1, shards=())
+    a = Manifest(source="x", samples=section, created_utc="2020-01-01T00:00:00").write(tmp_path / "a")
+    b = Manifest(source="x", samples=section, created_utc="2030-01-01T00:00:00").write(tmp_path / "b")
+    c = Manifest(source="y", samples=section, created_utc="2030-01-01T00:00:00").write(tmp_path / "c")
+    assert a.manifest_hash == b.manifest_hash != c.manifest_hash
 
 
 def test_the_library_imports_no_plugin_package():
@@ -480,7 +483,7 @@ def test_the_library_imports_no_plugin_package():
 
 
 def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
-    from judgetrain.data.io import atomic_path, write_jsonl_atomic, write_text_atomic
+    from judgetrain.atomic import atomic_path, write_jsonl_atomic, write_text_atomic
 
     target = tmp_path / "sub" / "out.jsonl"
     write_jsonl_atomic(target, [{"a": 1}, {"b": "é"}])
@@ -515,7 +518,7 @@ def test_alpaca_eval_annotations_counts_winners_and_bad_rows(shared_data):
 
 def test_alpaca_eval_preference_values():
     from judgetrain_data_prep.alpaca_eval import winner_of
-    from judgetrain.data.io import RowError
+    from judgetrain.data.fields import RowError
 
     assert [winner_of(v) for v in (1, 2.0, "1.5", "2")] == ["A", "B", "tie", "B"]
     for bad in (0, 0.0, None, "x", 3):

@@ -277,12 +277,13 @@ def exported_judge(tmp_path_factory):
     """A tiny LoRA judge trained one step with the train API on shipped LLMBar pairs and exported
     (its card names the template it was trained on, mtbench-pair-v2, not the playground's default)."""
     from judgetrain.export import export
-    from judgetrain.quickstart import FORMAT, read_shipped, write_prepared
+    from judgetrain.data.prepare import prepare_dataset
+    from judgetrain.quickstart import FORMAT, read_shipped
     from judgetrain.train.config import load_config
     from judgetrain.train.trainer import train
 
     tmp = tmp_path_factory.mktemp("browse-export")
-    write_prepared(read_shipped("train_llmbar.jsonl")[:2], tmp / "data", format_name=FORMAT, source="test", seed=0)
+    prepare_dataset(read_shipped("train_llmbar.jsonl")[:2], tmp / "data", format_name=FORMAT, source="test", seed=0)
     (tmp / "train.yaml").write_text(
         "model: {path: tiny}\n"
         f"data: {{datasets: [{{path: '{tmp / 'data'}'}}], format: {FORMAT}, max_seq_len: 2048}}\n"

@@ -17,11 +17,11 @@ def served(tmp_path_factory):
     from judgetrain.serve import start_server
     from judgetrain.train.config import load_config
     from judgetrain.train.trainer import train
-    from judgetrain.quickstart import write_prepared
+    from judgetrain.data.prepare import prepare_dataset
 
     tmp = tmp_path_factory.mktemp("client")
     # Trained long enough on the bare verdict targets that the tiny model writes "[[A]]" / "[[B]]".
-    write_prepared(read_shipped("train_llmbar.jsonl")[:8], tmp / "data", format_name=FORMAT, source="test", seed=0)
+    prepare_dataset(read_shipped("train_llmbar.jsonl")[:8], tmp / "data", format_name=FORMAT, source="test", seed=0)
     (tmp / "train.yaml").write_text(
         "model: {path: tiny}\n"
         f"data: {{datasets: [{{path: '{tmp / 'data'}'}}], format: {FORMAT}}}\n"

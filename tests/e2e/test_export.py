@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from judgetrain import formats
-from judgetrain.quickstart import FORMAT, read_shipped, write_prepared
+from judgetrain.data.prepare import prepare_dataset
+from judgetrain.quickstart import FORMAT, read_shipped
 
 NUM_SAMPLES = 8
 
@@ -23,7 +24,7 @@ def train_tiny_lora(tmp: Path, *, max_steps: int = 6, lr: float = 5e-3) -> Path:
 
     samples = read_shipped("train_llmbar.jsonl")[:NUM_SAMPLES]
     data_dir = tmp / "data"
-    write_prepared(samples, data_dir, format_name=FORMAT, source="test", seed=0)
+    prepare_dataset(samples, data_dir, format_name=FORMAT, source="test", seed=0)
     config_path = tmp / "train.yaml"
     config_path.write_text(
         "model: {path: tiny}\n"

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from judgetrain.data.augment import swap
-from judgetrain.data.prepared import write_samples
+from judgetrain.data.prepare import prepare_dataset
 from judgetrain.reward.data import RewardPairCollator, encode_conversation, pair_rows, reward_messages
 from judgetrain.reward.judge import RewardJudge, LocalRewardScorer, winner_of_margin
 from judgetrain.reward.loss import bradley_terry_loss
@@ -33,7 +33,7 @@ def reward_sample(index: int, winner: str = "A") -> JudgeSample:
 
 def prepared(tmp_path: Path, samples: list[JudgeSample]) -> Path:
     out = tmp_path / "pairs"
-    write_samples(samples, out, manifest_extra={"source": "test", "settings": {}})
+    prepare_dataset(samples, out, source="test")
     return out
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from judgetrain.data.io import read_manifest
+from judgetrain.data.prepared import Manifest
 from judgetrain.data.packing import PACKED_SDPA
 from judgetrain.train.checkpoint import CONFIG_FILE, RECORD_FILE, read_record
 from judgetrain.train.config import load_config, to_dict
@@ -61,7 +61,7 @@ def test_checkpoints_are_complete_and_recorded(full_run, prepared_dir, tiny_mode
     out, result = full_run
     kept = sorted(p.name for p in out.glob("checkpoint-*"))
     assert kept == ["checkpoint-20", "checkpoint-30"]
-    manifest_hash = read_manifest(prepared_dir)["manifest_hash"]
+    manifest_hash = Manifest.read(prepared_dir).manifest_hash
     for directory in [out / "checkpoint-30", result.final_dir]:
         assert (directory / "model.safetensors").is_file()
         record = read_record(directory)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import datasets
 
-from judgetrain.data.io import TOKENIZED_DIR, write_samples
+from judgetrain.data.prepared import TOKENIZED_DIR, Manifest, Settings, write_samples
 from judgetrain.data.tokenize import encode_messages
 from judgetrain.types import Answer, JudgeSample, Label
 
@@ -60,11 +60,12 @@ def write_prepared_dir(out: Path, samples: list[JudgeSample], tokenizer, *, max_
         rows["length"].append(len(input_ids))
     out.mkdir(parents=True, exist_ok=True)
     datasets.Dataset.from_dict(rows).save_to_disk(str(out / TOKENIZED_DIR))
-    write_samples(samples, out, manifest_extra={
-        "source": "test",
-        "settings": {"format": "judgelm-v1", "tokenizer": tokenizer_name, "max_seq_len": max_seq_len},
-        "tokenized": {"path": TOKENIZED_DIR, "max_seq_len": max_seq_len, "num_tokenized": len(samples)},
-    })
+    Manifest(
+        source="test",
+        samples=write_samples(samples, out),
+        settings=Settings(format="judgelm-v1", tokenizer=tokenizer_name, max_seq_len=max_seq_len),
+        tokenized={"path": TOKENIZED_DIR, "max_seq_len": max_seq_len, "num_tokenized": len(samples)},
+    ).write(out)
     return out
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from judgetrain.data.io import ReadReport
+from judgetrain.data.rows import ReadReport
 from judgetrain.formats import prometheus
 from judgetrain.types import Answer, JudgeSample, Label, ParseFailure, Verdict, flip_winner
 

@@ -40,7 +40,7 @@ def _read_jsonl(path):
 
 def test_label_keeps_parsed_judgments_and_sets_failures_aside(tmp_path, monkeypatch, capsys, caplog):
     from judgetrain import formats
-    from judgetrain.data.io import read_manifest, read_samples
+    from judgetrain.data.prepared import Manifest, read_samples
 
     monkeypatch.setenv("JT_LABEL_KEY", FAKE_KEY)
     samples = [_pair(i) for i in range(5)]
@@ -69,8 +69,17 @@ def test_label_keeps_parsed_judgments_and_sets_failures_aside(tmp_path, monkeypa
     assert (summary["num_asked"], summary["num_labelled"], summary["num_parse_failures"], summary["num_errors"],
             summary["num_already_judged"]) == (5, 2, 1, 2, 1)
     assert summary["stopped_at_cost_cap"] is False
-    manifest = read_manifest(out)
-    assert manifest["samples"]["num_samples"] == 2 and manifest["settings"]["teacher"] == "teacher:test-teacher"
+    manifest = Manifest.read(out)
+    assert manifest.samples.num_samples == 2 and manifest.details["teacher"] == "teacher:test-teacher"
+    assert (manifest.source, manifest.settings.format, manifest.rows_read, manifest.rows_written) == ("label", "judgelm-v1", 6, 2)
+    # The manifest shape `judgetrain prep` and the quickstart write too (all three go through prepare_dataset).
+    prep_out = tmp_path / "prep"
+    assert main(["prep", "--source", "jsonl", "--input", str(input_path), "--out", str(prep_out)]) == 0
+    labelled_json, prep_json = (json.loads((d / "manifest.json").read_text()) for d in (out, prep_out))
+    assert sorted(labelled_json) == sorted(prep_json)
+    assert sorted(labelled_json["settings"]) == sorted(prep_json["settings"])
+    assert sorted(labelled_json["settings"]["augmentation"]) == sorted(prep_json["settings"]["augmentation"])
+    assert sorted(labelled_json["samples"]) == sorted(prep_json["samples"])
     assert "labelled 2 of 5 samples" in printed.out
     # The key was sent to the teacher, and is in none of the outputs, the cache, the logs or the console.
     assert f"Bearer {FAKE_KEY}" in server.auth_headers
@@ -81,7 +90,7 @@ def test_label_keeps_parsed_judgments_and_sets_failures_aside(tmp_path, monkeypa
 
 
 def test_cost_cap_stops_the_run_and_a_resume_repeats_no_paid_call(tmp_path, monkeypatch, capsys):
-    from judgetrain.data.io import read_samples
+    from judgetrain.data.prepared import read_samples
 
     monkeypatch.delenv("JT_LABEL_KEY", raising=False)
     samples = [_pair(i) for i in range(8)]
@@ -112,7 +121,8 @@ def test_cost_cap_stops_the_run_and_a_resume_repeats_no_paid_call(tmp_path, monk
 
 
 def test_both_orders_keeps_only_labels_the_orders_agree_on(tmp_path, monkeypatch):
-    from judgetrain.data.io import read_samples, write_samples
+    from judgetrain.data.prepare import prepare_dataset
+    from judgetrain.data.prepared import read_samples
 
     monkeypatch.delenv("JT_LABEL_KEY", raising=False)
 
@@ -125,7 +135,7 @@ def test_both_orders_keeps_only_labels_the_orders_agree_on(tmp_path, monkeypatch
 
     samples = [_pair(0, "GOOD answer", "BAD answer"), _pair(1, "GOOD answer", "BAD answer")]
     input_path = tmp_path / "prepared"  # a prepared dir as input this time
-    write_samples(samples, input_path, manifest_extra={"source": "test"})
+    prepare_dataset(samples, input_path, source="test")
     out = tmp_path / "labelled"
     with FaultServer(reply_fn=position_aware_teacher) as server:
         assert main(_label_args(server, input_path, out, "--both-orders")) == 0

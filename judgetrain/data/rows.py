@@ -1,36 +1,25 @@
-"""Reading judge data rows, and writing and reading prepared sample directories.
+"""Reading raw judge data rows from local files, directories or a Hugging Face hub dataset.
 
 Rows come from a local path (a JSONL file, a JSON array file, a parquet file, or a directory of them,
-read in sorted order) or from a Hugging Face hub dataset id, read with ``datasets.load_dataset``.
-Every row is yielded as a :class:`RawRow` that knows its file and line, so a bad row is reported as
+read in sorted order) or from a hub dataset id, read with ``datasets.load_dataset``. Every row is
+yielded as a :class:`RawRow` that knows its file and line, so a bad row is reported as
 ``file:line: what is wrong``. Readers turn rows into samples through :func:`convert_rows`, which
 applies the ``on_bad_row`` policy ("error" stops at the first bad row, "skip" skips and counts it in
 the :class:`ReadReport`); nothing is dropped silently.
-
-A prepared directory (the contract with training) is::
-
-    OUT/manifest.json              inputs and their sha256, rows read / written / skipped, settings, seed
-    OUT/samples/shard-00000.jsonl  canonical JudgeSample rows (JudgeSample.to_dict), one per line
-    OUT/tokenized/                 optional: datasets.save_to_disk of input_ids + labels
-
-Files are written to a temporary name and renamed into place, so a killed run never leaves a
-half-written shard or manifest behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, TypeVar
 
+from judgetrain.data.fields import RowError, SkipRow
 from judgetrain.types import JudgeSample
 
 ROW_FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -38,38 +27,13 @@ ROW_FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 ON_BAD_ROW_CHOICES = ("error", "skip")
 
-MANIFEST_FILE = "manifest.json"
-SAMPLES_DIR = "samples"
-TOKENIZED_DIR = "tokenized"
-DEFAULT_SAMPLES_PER_SHARD = 50_000
-
 T = TypeVar("T")
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
-# --- row errors ------------------------------------------------------------------------------
-
-
-class RowError(ValueError):
-    """A row that cannot become a sample. ``reason`` is the short category counted in the report
-    (``"missing field"``, ``"label out of range"``, ``"invalid JSON"`` …); the message says the rest."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-
-
-class SkipRow(Exception):
-    """A well-formed row that its source documents as unusable (JudgeLM's teacher calls that returned
-    ``"error"``). Always skipped and counted, whatever ``on_bad_row`` says."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-
-
 def check_on_bad_row(on_bad_row: str) -> None:
+    """Raise ValueError unless ``on_bad_row`` is one of :data:`ON_BAD_ROW_CHOICES`."""
     if on_bad_row not in ON_BAD_ROW_CHOICES:
         raise ValueError(f"on_bad_row must be one of {ON_BAD_ROW_CHOICES}, got {on_bad_row!r}")
 
@@ -377,54 +341,25 @@ def convert_rows(
             yield sample
 
 
-def require(row: Mapping[str, Any], name: str) -> Any:
-    """``row[name]``; a missing field raises RowError naming it and the fields the row has."""
-    if name not in row or row[name] is None:
-        raise RowError("missing field", f"missing required field {name!r} (the row has {sorted(row)})")
-    return row[name]
+def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file. A line that is not one JSON
+    object is a ValueError naming the file and the line."""
+    path = Path(path)
+    with path.open("rb") as f:
+        # Bytes in, so json.loads decodes UTF-8 itself and an undecodable line names its line number.
+        for line_number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+                raise ValueError(f"{path}:{line_number}: not valid JSON ({err}); each line must be one JSON object") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(row).__name__}")
+            yield line_number, row
 
 
-def require_text(row: Mapping[str, Any], name: str, *, allow_empty: bool = True) -> str:
-    """A required string field."""
-    value = require(row, name)
-    if not isinstance(value, str):
-        raise RowError("invalid value", f"{name}: expected a string, got {type(value).__name__} {value!r:.80}")
-    if not allow_empty and not value.strip():
-        raise RowError("invalid value", f"{name}: expected a non-empty string, got {value!r}")
-    return value
-
-
-def require_choice(row: Mapping[str, Any], name: str, mapping: Mapping[Any, Any], meaning: str = "") -> Any:
-    """Map a label field through ``mapping``; a value outside it raises RowError naming the value."""
-    value = require(row, name)
-    try:
-        return mapping[value]
-    except (KeyError, TypeError):
-        allowed = ", ".join(repr(k) for k in mapping)
-        hint = f" ({meaning})" if meaning else ""
-        raise RowError("label out of range", f"{name}: expected one of {allowed}{hint}, got {value!r}") from None
-
-
-def as_score(value: Any, name: str, low: float, high: float) -> float:
-    """A number within [low, high]; a string holding a number is accepted (Auto-J writes "5.0")."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise RowError("invalid value", f"{name}: expected a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise RowError("invalid value", f"{name}: expected a number, got {value!r:.80}")
-    if not low <= value <= high:
-        raise RowError("label out of range", f"{name}: {value!r} is outside the scale [{low:g}, {high:g}]")
-    return float(value)
-
-
-def alpaca_question(instruction: str, input: str | None) -> str:
-    """An Alpaca-style question: the instruction, then a blank line and the input when there is one."""
-    return f"{instruction}\n\n{input}" if input and input.strip() else instruction
-
-
-# --- hashing and atomic writes -----------------------------------------------------------------
+# --- input fingerprints ---------------------------------------------------------------------------
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -444,248 +379,20 @@ def input_fingerprints(report: ReadReport) -> list[dict[str, Any]]:
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def make_staging_dir(parent: Path, prefix: str) -> Path:
-    """A fresh temporary dir in ``parent`` with the permissions of an ordinary new dir (mkdtemp's are 0700)."""
-    staging = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
-    staging.chmod(0o777 & ~_umask())
-    return staging
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block ends without an
-    error and removed when it does not, so a killed run leaves the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    # mkstemp's files are 0600; the result should have an ordinary new file's permissions.
-    os.chmod(tmp, 0o666 & ~_umask())
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through :func:`atomic_path`, synced to disk before the rename."""
-    with atomic_path(path) as tmp:
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Write ``rows`` as JSON lines to ``path`` through :func:`atomic_path`, streamed and synced."""
-    with atomic_path(path) as tmp:
-        with tmp.open("w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def replace_dir(staging: Path, target: Path) -> None:
-    """Move a fully written ``staging`` dir to ``target``, replacing what was there."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, target)
-
-
-# --- prepared directories ----------------------------------------------------------------------
-
-
-def write_samples(
-    samples: Iterable[JudgeSample],
-    out_dir: str | os.PathLike,
-    *,
-    manifest_extra: Mapping[str, Any] | None = None,
-    samples_per_shard: int = DEFAULT_SAMPLES_PER_SHARD,
-) -> dict[str, Any]:
-    """Write samples as JSONL shards ``out_dir/samples/shard-00000.jsonl`` …
-
-    The shards are written into a temporary directory that then replaces ``out_dir/samples``, so an
-    older run's shards never mix with these. Sample ids must be unique. Returns the manifest's
-    ``samples`` section (count and each shard's file, count and sha256); with ``manifest_extra`` the
-    manifest (``manifest_extra`` plus that section) is written too.
-    """
-    if samples_per_shard < 1:
-        raise ValueError(f"samples_per_shard must be at least 1, got {samples_per_shard}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = make_staging_dir(out, f".{SAMPLES_DIR}.tmp-")
-    shards: list[dict[str, Any]] = []
-    seen_ids: set[str] = set()
-    handle = None
-    count_in_shard = 0
-    try:
-
-        def close_shard() -> None:
-            nonlocal handle
-            if handle is not None:
-                handle.close()
-                shard_path = staging / shards[-1]["file"].split("/")[-1]
-                shards[-1]["num_samples"] = count_in_shard
-                shards[-1]["sha256"] = file_sha256(shard_path)
-                handle = None
-
-        for sample in samples:
-            if sample.id in seen_ids:
-                raise ValueError(f"sample id {sample.id!r} appears twice; ids must be unique within a prepared dir")
-            seen_ids.add(sample.id)
-            if handle is None or count_in_shard >= samples_per_shard:
-                close_shard()
-                name = f"shard-{len(shards):05d}.jsonl"
-                shards.append({"file": f"{SAMPLES_DIR}/{name}"})
-                handle = (staging / name).open("w", encoding="utf-8")
-                count_in_shard = 0
-            handle.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
-            count_in_shard += 1
-        close_shard()
-        replace_dir(staging, out / SAMPLES_DIR)
-    except BaseException:
-        if handle is not None:
-            handle.close()
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    section = {"num_samples": len(seen_ids), "samples_per_shard": samples_per_shard, "shards": shards}
-    if manifest_extra is not None:
-        write_manifest(out, {**manifest_extra, "samples": section})
-    return section
-
-
-def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line of a JSONL file. A line that is not one JSON
-    object is a ValueError naming the file and the line."""
-    path = Path(path)
-    with path.open("rb") as f:
-        # Bytes in, so json.loads decodes UTF-8 itself and an undecodable line names its line number.
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({err}); each line must be one JSON object") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(row).__name__}")
-            yield line_number, row
-
-
-def read_sample_file(path: str | os.PathLike) -> list[JudgeSample]:
-    """The canonical samples of one JSONL file; a bad line names the file, the line and the field."""
-    samples: list[JudgeSample] = []
-    for line_number, row in read_jsonl(path):
-        try:
-            samples.append(JudgeSample.from_dict(row))
-        except ValueError as err:
-            raise ValueError(f"{path}:{line_number}: {err}") from None
-    return samples
-
-
-def load_samples(path: str | os.PathLike) -> list[JudgeSample]:
-    """Canonical samples from a prepared dir (``judgetrain prep`` output) or a JSONL file of samples."""
-    root = Path(path)
-    if root.is_dir():
-        return read_samples(root)
-    if root.is_file():
-        return read_sample_file(root)
-    raise ValueError(f"{root}: no such file or directory; give a prepared dir or a samples .jsonl file")
-
-
-def read_samples(prepared_dir: str | os.PathLike) -> list[JudgeSample]:
-    """The samples of a prepared dir, in shard order. When the manifest lists the shards, each one's
-    sample count is checked against it."""
-    root = Path(prepared_dir)
-    shard_dir = root / SAMPLES_DIR
-    if not shard_dir.is_dir():
-        raise ValueError(f"{root}: not a prepared dir (no {SAMPLES_DIR}/); run `judgetrain prep` first")
-    expected: dict[str, int] = {}
-    if (root / MANIFEST_FILE).is_file():
-        manifest = read_manifest(root)
-        expected = {s["file"]: s["num_samples"] for s in manifest.get("samples", {}).get("shards", [])}
-    samples: list[JudgeSample] = []
-    for shard in sorted(shard_dir.glob("shard-*.jsonl")):
-        shard_samples = read_sample_file(shard)
-        samples.extend(shard_samples)
-        count = len(shard_samples)
-        key = f"{SAMPLES_DIR}/{shard.name}"
-        if expected and expected.get(key) != count:
-            raise ValueError(f"{shard}: holds {count} samples, the manifest says {expected.get(key)}; re-run `judgetrain prep`")
-    if expected and len(expected) != len(list(shard_dir.glob("shard-*.jsonl"))):
-        raise ValueError(f"{shard_dir}: shard files do not match the manifest's list; re-run `judgetrain prep`")
-    return samples
-
-
-def manifest_hash(manifest: Mapping[str, Any]) -> str:
-    """sha256 of the manifest's canonical JSON, leaving out the hash itself and the creation time, so
-    the same data prepared with the same settings has the same hash."""
-    content = {k: v for k, v in manifest.items() if k not in ("manifest_hash", "created_utc")}
-    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
-
-
-def write_manifest(out_dir: str | os.PathLike, manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """Write ``out_dir/manifest.json`` atomically with its ``manifest_hash``; returns what was written."""
-    written = {k: v for k, v in manifest.items() if k != "manifest_hash"}
-    written["manifest_hash"] = manifest_hash(written)
-    write_text_atomic(Path(out_dir) / MANIFEST_FILE, json.dumps(written, indent=2, ensure_ascii=False) + "\n")
-    return written
-
-
-def read_manifest(prepared_dir: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of a prepared dir; a manifest whose content does not match its hash is an error."""
-    path = Path(prepared_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise ValueError(f"{path}: missing; {prepared_dir} is not a prepared dir (run `judgetrain prep`)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
-    if manifest.get("manifest_hash") != manifest_hash(manifest):
-        raise ValueError(f"{path}: manifest_hash does not match its content (edited by hand?); re-run `judgetrain prep`")
-    return manifest
-
-
 __all__ = [
-    "RowError",
-    "SkipRow",
-    "ReadReport",
+    "ON_BAD_ROW_CHOICES",
+    "ROW_FILE_SUFFIXES",
     "RawRow",
-    "iter_rows",
-    "iter_file_rows",
-    "iter_hub_rows",
-    "local_row_files",
-    "parse_rows",
+    "ReadReport",
+    "check_on_bad_row",
     "convert_rows",
-    "require",
-    "require_text",
-    "require_choice",
-    "as_score",
-    "alpaca_question",
     "file_sha256",
     "input_fingerprints",
-    "write_samples",
-    "read_samples",
-    "write_manifest",
-    "read_manifest",
-    "manifest_hash",
-    "replace_dir",
-    "make_staging_dir",
-    "atomic_path",
-    "write_text_atomic",
-    "write_jsonl_atomic",
+    "is_local",
+    "iter_file_rows",
+    "iter_hub_rows",
+    "iter_rows",
+    "local_row_files",
+    "parse_rows",
+    "read_jsonl",
 ]
