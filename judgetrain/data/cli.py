@@ -1,6 +1,6 @@
 """``judgetrain prep``: read a judge dataset into canonical samples, augment and tokenize it.
 
-    judgetrain prep --source NAME --input PATH_OR_HUB_ID [--split S] --out DIR [--format NAME]
+    judgetrain prep --source NAME --input PATH_OR_HUB_ID [--split S] --out DIR [--format NAME] [--target-label LABEL]
                     [--swap-aug P | --pair-symmetric] [--p-include-reference P] [--seed N] [--on-bad-row error|skip]
                     [--tokenizer PATH --max-seq-len N] [--num-proc N]
     judgetrain prep stats DIR
@@ -34,6 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="the hub split to read (or, for a local directory, the files named after it)")
     parser.add_argument("--out", help="the prepared dir to write (replaced if it exists)")
     parser.add_argument("--format", dest="format_name", help="the judge template the data will be rendered with (checked now; needed with --tokenizer unless every sample names one)")
+    parser.add_argument("--target-label", help="the label the tokenized targets are built from (gpt4, human, …; every sample must have it); "
+                                                   "default: the template's own teacher's label where it has one, then gpt4, human_majority, human, gold")
     parser.add_argument("--swap-aug", type=float, default=0.0, help="probability of swapping the two answers of each pairwise sample, materialised at build time (JudgeLM: 0.5)")
     parser.add_argument("--pair-symmetric", action="store_true",
                         help="write every pairwise sample in both answer orders (each followed by its swapped twin, id ID~swapped, "
@@ -84,6 +86,7 @@ def prepare(args: argparse.Namespace) -> Manifest:
         split=args.split,
         reader_options=reader_options(args),
         format_name=args.format_name,
+        target_label=args.target_label,
         swap_aug=args.swap_aug,
         pair_symmetric=bool(getattr(args, "pair_symmetric", False)),
         p_include_reference=args.p_include_reference,

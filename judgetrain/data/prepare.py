@@ -38,6 +38,7 @@ def prepare_dataset(
     source: str | None = None,
     report: ReadReport | None = None,
     format_name: str | None = None,
+    target_label: str | None = None,
     swap_aug: float = 0.0,
     pair_symmetric: bool = False,
     p_include_reference: float | None = None,
@@ -65,7 +66,9 @@ def prepare_dataset(
     ``format_name`` every sample is checked to render in that template. With ``tokenizer`` (a name
     :func:`judgetrain.models.load_tokenizer` loads) the samples are tokenized into ``tokenized/`` with
     ``max_seq_len`` tokens each over ``num_proc`` processes; the template is ``format_name`` or the one
-    every sample's judgment names.
+    every sample's judgment names, and the targets are built from each sample's ``target_label`` label
+    (None: the template's order, :attr:`~judgetrain.formats.base.JudgeFormat.target_labels`); a sample
+    without that label is a ValueError naming it, raised before anything is written.
 
     ``details`` is recorded as the manifest's ``details``; ``add_files(staging_dir)`` writes the caller's
     own files into the new dir before it replaces the old one; ``keep_files`` names files of the old
@@ -110,6 +113,7 @@ def prepare_dataset(
         if report is None:
             report = ReadReport(source=source, rows_read=len(samples), samples_built=len(samples))
     fmt = _resolve_format(samples, format_name, need_one=tokenizer is not None)
+    _check_target_label(samples, target_label, tokenizing=tokenizer is not None)
 
     if swap_aug > 0 or p_include_reference is not None:
         from judgetrain.data.augment import materialise
@@ -135,7 +139,7 @@ def prepare_dataset(
         samples_section = write_samples(samples, staging, samples_per_shard=samples_per_shard)
         report.rows_written = samples_section.num_samples
         counts = report.to_dict()
-        tokenized = _tokenize(samples, fmt, tokenizer, max_seq_len, num_proc, staging) if tokenizer else None
+        tokenized = _tokenize(samples, fmt, tokenizer, max_seq_len, num_proc, staging, target_label) if tokenizer else None
         manifest = Manifest(
             judgetrain_version=_version(),
             created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -221,12 +225,30 @@ def _resolve_format(samples: list[JudgeSample], format_name: str | None, need_on
     return fmt
 
 
-def _tokenize(samples: list[JudgeSample], fmt, tokenizer_name: str, max_seq_len: int, num_proc: int, staging: Path) -> dict[str, Any]:
+def _check_target_label(samples: list[JudgeSample], target_label: str | None, tokenizing: bool) -> None:
+    """Every sample has the ``target_label`` label; a warning when nothing is tokenized, since then no
+    target is built here (training chooses its label with data.target_label)."""
+    if target_label is None:
+        return
+    missing = [s for s in samples if target_label not in s.labels]
+    if missing:
+        first = missing[0]
+        raise ValueError(
+            f"target label {target_label!r} (--target-label): {len(missing)} of {len(samples)} samples lack it; the first, "
+            f"sample {first.id!r}, has the labels: {', '.join(sorted(first.labels)) or 'none'}"
+        )
+    if not tokenizing:
+        logger.warning("target label %r has no effect without a tokenizer: no target is built at prep time; "
+                       "set data.target_label when training", target_label)
+
+
+def _tokenize(samples: list[JudgeSample], fmt, tokenizer_name: str, max_seq_len: int, num_proc: int, staging: Path,
+              target_label: str | None) -> dict[str, Any]:
     from judgetrain.data.tokenize import tokenize_samples
     from judgetrain.models import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_name)
-    dataset, stats = tokenize_samples(samples, fmt, tokenizer, max_seq_len=max_seq_len, num_proc=num_proc)
+    dataset, stats = tokenize_samples(samples, fmt, tokenizer, max_seq_len=max_seq_len, num_proc=num_proc, target_label=target_label)
     if len(dataset) == 0:
         raise ValueError(f"no sample fits --max-seq-len {max_seq_len} ({stats.get('num_skipped', 0)} skipped); raise it")
     dataset.save_to_disk(str(staging / TOKENIZED_DIR))

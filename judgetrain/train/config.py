@@ -74,11 +74,12 @@ class DataConfig:
     """Which of a sample's labels (``gpt4``, ``human``, …) its training target is built from: the
     verdict a critique-less target states (and the verdict line / result PandaLM and Prometheus add to
     a critique without one); a sample's own judgment text stays its target. A sample without this
-    label is an error naming it and the labels it has. None takes the template's order, the first
-    label present: gpt4, human_majority, human, gold (``judgetrain.formats.DEFAULT_TARGET_LABELS``),
-    after the template's own teacher where it has one (gpt4_with_reference for judgelm-ref-v1, gpt35
-    for pandalm-v1, gpt4_1 for prometheus), else a sample's only label. Tokenized copies made by
-    ``judgetrain prep --target-label`` with another label are re-tokenized."""
+    label is an error naming it and the labels it has. None takes the label the prepared dirs were
+    tokenized for (``judgetrain prep --target-label``), else the template's order, the first label
+    present: gpt4, human_majority, human, gold (``judgetrain.formats.DEFAULT_TARGET_LABELS``), after
+    the template's own teacher where it has one (gpt4_with_reference for judgelm-ref-v1, gpt35 for
+    pandalm-v1, gpt4_1 for prometheus), else a sample's only label. A tokenized copy made for another
+    label is re-tokenized."""
     max_seq_len: int = 2048
     """Token budget per sample; answers are shortened to fit (never the instructions or the target)."""
     packing: bool = False

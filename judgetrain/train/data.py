@@ -219,6 +219,17 @@ def _manifest_format(manifests: dict[str, Manifest]) -> str | None:
     return distinct.pop() if distinct else None
 
 
+def _manifest_target_label(manifests: dict[str, Manifest]) -> str | None:
+    """The label the prepared dirs' tokenized copies built their targets from (``judgetrain prep
+    --target-label``), when they name one; ValueError when they name different ones."""
+    named = {path: (m.tokenized or {}).get("target_label") for path, m in manifests.items()}
+    distinct = {label for label in named.values() if label}
+    if len(distinct) > 1:
+        listing = ", ".join(f"{path}: {label}" for path, label in named.items())
+        raise ValueError(f"the prepared dirs were tokenized for different target labels ({listing}); set data.target_label")
+    return distinct.pop() if distinct else None
+
+
 def _matching_tokenized(prepared_dir: Path, manifest: Manifest, *, tokenizer_name: str, format_name: str | None,
                         max_seq_len: int, target_label: str | None = None):
     """The dir's tokenized/ copy when it was made with this tokenizer, template, max_seq_len and target
@@ -360,10 +371,11 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
         )
     manifests = {spec.path: Manifest.read(spec.path) for spec in config.datasets}
     format_name = config.format or _manifest_format(manifests)
+    target_label = config.target_label or _manifest_target_label(manifests)
     train_samples: list[JudgeSample] = []
     held_out: list[JudgeSample] = []
     train_parts, eval_parts = [], []
-    stats: dict[str, Any] = {"datasets": {}}
+    stats: dict[str, Any] = {"datasets": {}, "target_label": target_label}
     pair_symmetric = config.pair_symmetric
     unit_sizes: list[int] = []  # pair-symmetric: the rows of each training unit, in row order over all dirs
     eval_unit_sizes: list[int] = []
@@ -392,24 +404,24 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
         else:
             tokenized = _matching_tokenized(Path(spec.path), manifests[spec.path], tokenizer_name=tokenizer_name,
                                             format_name=format_name, max_seq_len=config.max_seq_len,
-                                            target_label=config.target_label)
+                                            target_label=target_label)
             if pair_symmetric:
                 rows, sizes, counts = _pair_rows(chosen_units, tokenized, format_name, tokenizer, config.max_seq_len,
-                                                 config.num_proc, spec.path, target_label=config.target_label)
+                                                 config.num_proc, spec.path, target_label=target_label)
                 unit_sizes += sizes
             else:
                 rows, counts = _rows_for(chosen, tokenized, format_name, tokenizer, config.max_seq_len, config.num_proc, spec.path,
-                                         target_label=config.target_label)
+                                         target_label=target_label)
             train_parts.append(rows)
             entry.update(counts)
             if out and pair_symmetric:
                 eval_rows, sizes, _ = _pair_rows(pair_units(out), tokenized, format_name, tokenizer, config.max_seq_len,
-                                                 config.num_proc, spec.path, target_label=config.target_label)
+                                                 config.num_proc, spec.path, target_label=target_label)
                 eval_parts.append(eval_rows)
                 eval_unit_sizes += sizes
             elif out:
                 eval_rows, _ = _rows_for(out, tokenized, format_name, tokenizer, config.max_seq_len, config.num_proc, spec.path,
-                                         target_label=config.target_label)
+                                         target_label=target_label)
                 eval_parts.append(eval_rows)
         stats["datasets"][spec.path] = entry
     manifest_hashes = {path: m.manifest_hash for path, m in manifests.items()}
@@ -421,13 +433,13 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
             raise ValueError("online augmentation renders samples each epoch, so it needs data.format (the judge template)")
         train_dataset = OnlineJudgeDataset(
             train_samples, format_name, tokenizer, max_seq_len=config.max_seq_len, swap_probability=config.swap_probability,
-            p_include_reference=config.p_include_reference, seed=seed, target_label=config.target_label,
+            p_include_reference=config.p_include_reference, seed=seed, target_label=target_label,
         )
         stats["num_skipped_online"] = len(train_dataset.skipped)
         eval_rows = None
         if held_out:
             eval_rows, _ = _rows_for(held_out, None, format_name, tokenizer, config.max_seq_len, config.num_proc, "held-out",
-                                     target_label=config.target_label)
+                                     target_label=target_label)
         data = rows_to_train_data(None, tokenizer, packing=False, max_seq_len=config.max_seq_len, eval_rows=eval_rows)
         data.train_dataset, data.online = train_dataset, True
     else:
