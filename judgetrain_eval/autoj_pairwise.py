@@ -84,6 +84,7 @@ def annotate(samples: list[JudgeSample], source: str, data_dir: str | Path | Non
 
 BENCHMARK = Benchmark(
     name="autoj-pairwise",
+    version=1,
     description="Auto-J pairwise test set: 1392 pairs in 58 scenarios / 8 groups, gold = human (A / B / tie)",
     kind="pairwise",
     reader="autoj",

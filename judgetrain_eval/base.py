@@ -55,7 +55,9 @@ class Benchmark:
         hub_id: the hub dataset id, when the set is on the hub.
         label_key: which of ``sample.labels`` is gold (``human_majority``, ``gpt4``, ``gold`` …).
         default_format: the judge template a judge is run with unless ``--format`` says otherwise.
-        metrics: the headline metric keys that apply (see ``judgetrain.metrics.METRIC_DEFINITIONS``).
+        metrics: the headline metric keys that apply (see ``judgetrain.evaluation.scoring.METRIC_DEFINITIONS``).
+        version: the benchmark's own version, recorded in every results.json; raise it whenever a
+            change (data mapping, label key, grouping, metrics) can change its numbers.
         reader_options: keyword options passed to the reader's ``read``.
         split: the split passed to the reader.
         group_of: the group an item belongs to (scenario group, subset, category …), or None.
@@ -75,6 +77,7 @@ class Benchmark:
     label_key: str
     default_format: str
     metrics: tuple[str, ...]
+    version: int
     default_path: str | None = None
     hub_id: str | None = None
     reader_options: dict[str, Any] = field(default_factory=dict)
@@ -88,6 +91,8 @@ class Benchmark:
     def __post_init__(self) -> None:
         assert self.kind in KINDS, f"{self.name}: unknown kind {self.kind}"
         assert self.default_path or self.hub_id, f"{self.name}: needs a default path or a hub id"
+        assert isinstance(self.version, int) and not isinstance(self.version, bool) and self.version >= 1, \
+            f"{self.name}: version must be an integer >= 1, got {self.version!r}"
 
     def resolve_source(self, data: str | None, data_dir: str | Path | None) -> str:
         """The path or hub id to read: ``data`` when given, else the default path under the data dir,

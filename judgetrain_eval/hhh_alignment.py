@@ -17,6 +17,7 @@ GROUPS = ("helpful", "harmless", "honest", "other")
 
 BENCHMARK = Benchmark(
     name="hhh-alignment",
+    version=1,
     description="HHH alignment: 221 pairs, correct when the chosen answer gets the strictly higher 1-5 grade",
     kind="grade_pair",
     reader="prometheus",

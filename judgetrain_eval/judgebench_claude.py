@@ -9,6 +9,7 @@ from judgetrain_eval.judgebench_gpt4o import CATEGORIES, JUDGEBENCH_METRICS, cat
 
 BENCHMARK = Benchmark(
     name="judgebench-claude",
+    version=1,
     description="JudgeBench, Claude-3.5-Sonnet responses: 270 pairs, gold = objectively correct response (A / B)",
     kind="pairwise",
     reader="judgebench",

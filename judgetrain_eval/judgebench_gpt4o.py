@@ -33,6 +33,7 @@ def category_of(sample) -> str | None:
 
 BENCHMARK = Benchmark(
     name="judgebench-gpt4o",
+    version=1,
     description="JudgeBench, GPT-4o responses: 350 pairs, gold = objectively correct response (A / B)",
     kind="pairwise",
     reader="judgebench",

@@ -78,6 +78,7 @@ class JudgeLMVal(Benchmark):
 
 BENCHMARK = JudgeLMVal(
     name="judgelm-val",
+    version=1,
     description="JudgeLM val 5K: pairs judged by GPT-4 (scores -> A / B / tie), JudgeLM's agreement / consistency / bias",
     kind="pairwise",
     reader="judgelm",

@@ -24,6 +24,7 @@ def subset_of(sample) -> str | None:
 
 BENCHMARK = Benchmark(
     name="llmbar-adversarial",
+    version=1,
     description="LLMBar Adversarial: Neighbor / GPTInst / GPTOut / Manual (319 pairs), gold A / B",
     kind="pairwise",
     reader="llmbar",

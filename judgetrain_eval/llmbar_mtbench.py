@@ -11,6 +11,7 @@ from judgetrain_eval.llmbar_natural import LLMBAR_METRICS
 
 BENCHMARK = Benchmark(
     name="llmbar-mtbench",
+    version=1,
     description="LLMBar Processed/MT-Bench: 200 tie-free MT-bench pairs, gold = human majority (A / B)",
     kind="pairwise",
     reader="llmbar",

@@ -16,6 +16,7 @@ LLMBAR_METRICS = ("llmbar_accuracy", "positional_agreement", "accuracy", "both_o
 
 BENCHMARK = Benchmark(
     name="llmbar-natural",
+    version=1,
     description="LLMBar Natural: 100 pairs, gold = objectively better output (A / B, no ties)",
     kind="pairwise",
     reader="llmbar",

@@ -109,7 +109,7 @@ class MtBenchHuman(Benchmark):
     def replace_split(self, split: str | None) -> Benchmark:
         return Benchmark(name=self.name, description=self.description, kind=self.kind, reader=self.reader,
                          label_key=self.label_key, default_format=self.default_format, metrics=self.metrics,
-                         hub_id=self.hub_id, split=split)
+                         version=self.version, hub_id=self.hub_id, split=split)
 
 
 def format_for_turn(sample: JudgeSample, base_format: str) -> str:
@@ -121,6 +121,7 @@ def format_for_turn(sample: JudgeSample, base_format: str) -> str:
 
 BENCHMARK = MtBenchHuman(
     name="mtbench-human",
+    version=1,
     description="MT-bench human judgments: agreement (S1 with ties, S2 without) with expert and GPT-4 votes, per turn",
     kind="pairwise",
     reader="mtbench",

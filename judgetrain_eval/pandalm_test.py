@@ -15,6 +15,7 @@ PAIRWISE_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "
 
 BENCHMARK = Benchmark(
     name="pandalm-test",
+    version=1,
     description="PandaLM human-annotated test set: 999 pairs, gold = majority of 3 annotators (A / B / tie)",
     kind="pairwise",
     reader="pandalm",

@@ -15,6 +15,7 @@ GRADING_METRICS = ("pearson", "spearman", "kendall")
 
 BENCHMARK = Benchmark(
     name="prometheus-mtbench",
+    version=1,
     description="Prometheus MT-bench grading set: 320 answers, gold = mean of GPT-4's three 1-5 grades",
     kind="grading",
     reader="prometheus",

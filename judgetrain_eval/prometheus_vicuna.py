@@ -9,6 +9,7 @@ from judgetrain_eval.prometheus_mtbench import GRADING_METRICS
 
 BENCHMARK = Benchmark(
     name="prometheus-vicuna",
+    version=1,
     description="Prometheus Vicuna-bench grading set: 320 answers, gold = mean of GPT-4's three 1-5 grades",
     kind="grading",
     reader="prometheus",

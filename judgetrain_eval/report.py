@@ -31,6 +31,7 @@ def results_document(run: EvalRun) -> dict[str, Any]:
     keys = set(run.results["metrics"]) | {k for g in run.results["groups"].values() for k in g}
     return {
         "benchmark": run.benchmark.name,
+        "benchmark_version": run.benchmark.version,
         "description": run.benchmark.description,
         "anchor": run.benchmark.anchor,
         "kind": run.benchmark.kind,
@@ -60,7 +61,7 @@ def _interval(estimate: dict[str, Any]) -> str:
 def render_markdown(run: EvalRun) -> str:
     """``report.md``: headline table, per-group table, confusion matrices, bias section, failures."""
     res, cfg, bench = run.results, run.config, run.benchmark
-    lines = [f"# {bench.name}", "", bench.description, "", f"Comparable to: {bench.anchor}", ""]
+    lines = [f"# {bench.name} (version {bench.version})", "", bench.description, "", f"Comparable to: {bench.anchor}", ""]
     source = f"judge `{cfg.get('judge')}` with template `{cfg.get('format')}`" if cfg.get("mode") == "judge" else \
         f"predictions `{cfg.get('predictions')}`" + (f" and swapped `{cfg['predictions_swapped']}`" if cfg.get("predictions_swapped") else "")
     lines += [f"- Verdicts: {source}", f"- Data: `{cfg.get('data')}`, {cfg.get('num_items')} items"

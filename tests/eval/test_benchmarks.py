@@ -1,5 +1,6 @@
 """Each benchmark's loader on the real data in ../shared/data: item count, label distribution, groups."""
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -86,11 +87,14 @@ def test_registry_is_complete_and_formats_exist():
     for name in BENCHMARKS:
         bench = get_benchmark(name)
         assert bench.name == name
+        assert isinstance(bench.version, int) and bench.version >= 1, name
         fmt = formats.get(bench.default_format)
         expected_protocol = "pairwise" if bench.kind == "pairwise" else "single"
         assert fmt.protocol == expected_protocol, (name, fmt.name)
     with pytest.raises(ValueError, match="unknown benchmark"):
         get_benchmark("pandalm")
+    with pytest.raises(AssertionError, match="version must be an integer >= 1"):
+        dataclasses.replace(get_benchmark("pandalm-test"), version=0)
 
 
 def test_missing_data_is_an_actionable_error(tmp_path):

@@ -57,6 +57,7 @@ def test_tiny_judge_pairwise_then_its_verdicts_as_predictions(shared_data, tmp_p
             assert (verdict is None) == (failure is not None)  # a failure is never a verdict, a tie included
     results = json.loads((tmp_path / "judged" / "results.json").read_text())
     assert results["config"]["mode"] == "judge" and results["config"]["format"] == "mtbench-pair-v2"
+    assert results["benchmark_version"] == 1
     # The same raw outputs read by the strict and the lenient parser, side by side in both files.
     assert set(results["parser_modes"]) == {"strict", "lenient"}
     strict_failures = sum((r["readings"]["strict"]["verdict"] is None) + (r["readings"]["strict"]["verdict_swapped"] is None)
