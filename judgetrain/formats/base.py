@@ -4,6 +4,14 @@ A format is one versioned template (``judgelm-v1``, ``mtbench-pair-v2``, …) of
 renders a :class:`~judgetrain.types.JudgeSample` into chat messages (system + user, plus the
 assistant target when the sample carries a judgment or a label) and parses judge output back into a
 :class:`~judgetrain.types.Verdict` or a :class:`~judgetrain.types.ParseFailure`.
+
+What a template knows about itself lives on it, for every caller to ask: the verdicts it gives and how
+it writes them (:meth:`JudgeFormat.verdict_options`), its with/without-reference twin
+(:attr:`JudgeFormat.reference_twin`, :meth:`JudgeFormat.for_reference`) and the label its target is
+built from (:meth:`JudgeFormat.target_label_of`: the one chosen by ``data.target_label`` /
+``--target-label``, else its :attr:`JudgeFormat.target_labels` order). Every family parses through
+one skeleton (:meth:`JudgeFormat.parse` over its :class:`VerdictMarkers`), so strict and lenient mode,
+empty outputs, missing and conflicting verdicts are handled alike in all of them.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from judgetrain.formats.base import DEFAULT_TARGET_LABELS, FoundVerdict, JudgeFormat, Message, VerdictMarkers, read_line, swap_names
-from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
+from judgetrain.types import JudgeSample, ParseFailure, Verdict
 
 TARGET_LABELS = ("gpt35",) + DEFAULT_TARGET_LABELS
 """The labels a target's verdict line comes from when none is chosen, first present wins (PandaLM's
