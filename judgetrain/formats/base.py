@@ -80,6 +80,12 @@ class JudgeFormat(abc.ABC):
         starts, read by the backends for verdict probabilities; JudgeLM's pairwise verdict line opens
         with Assistant 1's grade, so its options are that grade's values."""
 
+    @property
+    def judgment_field(self) -> str:
+        """The sample field holding a judgment written for this template's prompt:
+        ``judgment_with_reference`` when the prompt shows a reference, else ``judgment``."""
+        return "judgment_with_reference" if self.with_reference else "judgment"
+
     def for_reference(self, has_reference: bool) -> "JudgeFormat":
         """This template, or its :attr:`reference_twin` when only the twin shows a reference as
         ``has_reference`` says; a template without a twin is returned whatever ``has_reference`` is."""

@@ -161,7 +161,7 @@ class JudgeLMFormat(JudgeFormat):
 
     def target(self, sample: JudgeSample, target_label: str | None = None) -> str | None:
         label = self.target_label_of(sample, target_label)
-        text = sample.judgment_with_reference if self.with_reference else sample.judgment
+        text = getattr(sample, self.judgment_field)
         if text is not None:
             return text
         return self.label_target(sample, label) if label is not None else None

@@ -232,7 +232,8 @@ class PrometheusFormat(JudgeFormat):
 
     def target(self, sample: JudgeSample, target_label: str | None = None) -> str | None:
         chosen = self.target_label_of(sample, target_label) if target_label is not None else None
-        text = sample.judgment_with_reference if self.with_reference else None
+        # The published critiques were written with the reference shown but are stored in judgment.
+        text = getattr(sample, self.judgment_field)
         text = text if text is not None else sample.judgment
         if text is not None and isinstance(self.parse(text, strict=True), Verdict):
             return text

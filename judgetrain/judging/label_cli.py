@@ -81,8 +81,7 @@ def labelled_sample(sample: JudgeSample, judgment: Judgment, fmt: JudgeFormat, t
     label = Label(winner=verdict.winner if sample.protocol == "pairwise" else None, scores=verdict.scores,
                   scale=fmt.score_scale if verdict.scores is not None else None)
     meta = {**sample.meta, "judgment_format": fmt.name, "teacher": teacher_key}
-    text_field = "judgment_with_reference" if fmt.with_reference else "judgment"
-    return sample.replace(labels={**sample.labels, teacher_key: label}, meta=meta, **{text_field: judgment.raw_text})
+    return sample.replace(labels={**sample.labels, teacher_key: label}, meta=meta, **{fmt.judgment_field: judgment.raw_text})
 
 
 def label(args: argparse.Namespace) -> dict[str, Any]:
@@ -106,7 +105,7 @@ def label(args: argparse.Namespace) -> dict[str, Any]:
     if out.is_dir() and any(out.iterdir()) and not ((out / "manifest.json").is_file() or (out / CACHE_FILE).is_file()):
         raise ValueError(f"--out {out} exists and is not a labelled dir; choose a new or empty directory")
     samples = read_input_samples(args.input)
-    text_field = "judgment_with_reference" if fmt.with_reference else "judgment"
+    text_field = fmt.judgment_field
     to_label: list[JudgeSample] = []
     failures: list[dict[str, Any]] = []
     num_already_judged = 0

@@ -138,6 +138,17 @@ def test_the_reference_twin_is_the_same_template_with_or_without_the_reference(f
         fmt.family, fmt.protocol, fmt.multi_turn, fmt.verdict_options())
 
 
+@pytest.mark.parametrize("fmt", [f for f in ALL if f.family != "pandalm"], ids=lambda f: f.name)
+def test_the_judgment_a_template_trains_on_is_the_one_written_for_its_prompt(fmt):
+    # PandaLM keeps only whole evaluations as they are, so its bare critiques are not compared here.
+    verdict = _two_verdicts(fmt)[0]
+    written = {field: fmt.render(_sample(fmt, {"gpt4": _stated(fmt, verdict)}))[-1]["content"] + f" ({field})"
+               for field in ("judgment", "judgment_with_reference")}
+    sample = _sample(fmt, {"gpt4": _stated(fmt, verdict)}, **written)
+    assert fmt.judgment_field == ("judgment_with_reference" if fmt.with_reference else "judgment")
+    assert fmt.render(sample)[-1]["content"] == written[fmt.judgment_field]
+
+
 # --- the parse skeleton --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", ALL, ids=lambda f: f.name)
