@@ -78,7 +78,7 @@ def _label_text(label: dict[str, Any]) -> str:
 def index_page(runs: Sequence[Run], mtbench: Sequence[MTBenchDir]) -> str:
     rows = []
     for i, run in enumerate(runs):
-        metrics = run.results.get("metrics", {})
+        metrics = run.metrics
         shown = ", ".join(f"{k}={v['value']:.3f}" for k, v in list(metrics.items())[:4]
                           if k != "num_items" and isinstance(v, dict) and v.get("value") is not None)
         rows.append(f"<tr><td>{link('/items', run.name, run=i)}</td><td>{esc(run.benchmark)}</td><td>{esc(run.judge)}</td>"

@@ -1,7 +1,7 @@
 """What the browser shows, read from disk: evaluation run dirs and FastChat-layout MT-bench dirs.
 
 An evaluation run dir (``judgetrain eval --out``) holds ``results.json`` (config and metrics) and
-``judgments.jsonl`` (one :class:`judgetrain_eval.runner.ItemResult` row per item). The rows carry the labels,
+``judgments.jsonl`` (one :class:`judgetrain.evaluation.rows.ItemResult` row per item). The rows carry the labels,
 the verdicts of both orders, the raw judge texts, every judge call with its prompt, and the item's
 question, answers and reference, so a run dir is read on its own. Rows written before the texts were
 recorded lack them; for those the texts are read back from the benchmark's own data (the benchmark
@@ -12,6 +12,11 @@ An MT-bench dir follows FastChat's layout: ``question.jsonl``, ``model_answer/<m
 ``model_judgment/<judge>_pair.jsonl`` / ``<judge>_single.jsonl`` (and, optionally,
 ``reference_answer/<model>.jsonl``). Human-judgment rows in the ``lmsys/mt_bench_human_judgments``
 schema (``model_a``, ``model_b``, ``winner``) are read as pair judgments too.
+
+Metric names are the evaluation scorer's (:mod:`judgetrain.evaluation.scoring`). A ``results.json``
+written before the scorer recorded ``benchmark_version`` used older definitions under some of those
+names (its ``positional_agreement`` was ``consistency``), so the browser scores such a run's rows again
+with the same scorer rather than showing a figure under a name that now means something else.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from judgetrain.data.rows import read_jsonl
 RESULTS_FILE = "results.json"
 JUDGMENTS_FILE = "judgments.jsonl"
 REPORT_FILE = "report.md"
+
+CURRENT_RESULTS_KEY = "benchmark_version"
+"""Present in every results.json written with the current metric definitions."""
 
 AGREEMENTS = ("agree", "disagree", "inconsistent", "parse_failure")
 """How an item's verdict relates to its gold label: matches it, does not, the two orders disagree
@@ -116,6 +124,29 @@ class Run:
     rows: list[dict[str, Any]]
     texts_note: str = ""
     _texts: dict[str, ItemTexts] | None = None
+    _metrics: dict[str, Any] | None = None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The run's headline metrics (``{name: {"value", "low", "high", "num_items"}}``) under the
+        scorer's names: as written, or, for a results.json from before the current definitions, its
+        rows scored again (point values, no intervals)."""
+        if self._metrics is None:
+            written = dict(self.results.get("metrics", {}))
+            self._metrics = written if CURRENT_RESULTS_KEY in self.results else self._rescored(written)
+        return self._metrics
+
+    def _rescored(self, written: dict[str, Any]) -> dict[str, Any]:
+        from judgetrain.evaluation import ItemResult, score_items
+        from judgetrain.evaluation.scoring import METRIC_DEFINITIONS
+
+        try:
+            rows = [ItemResult.from_dict(row) for row in self.rows]
+            wanted = [k for k in written if k.split("_gpt4")[0] in METRIC_DEFINITIONS] or None
+            return score_items(rows, kind=self.kind, metrics=wanted, label_key=self.results.get("config", {}).get("label_key"),
+                               policy=self.results.get("parse_failure_policy", "wrong"), num_resamples=0)["metrics"]
+        except (TypeError, ValueError):  # rows the scorer cannot read: the file's own figures are all there is
+            return written
 
     @property
     def name(self) -> str:
