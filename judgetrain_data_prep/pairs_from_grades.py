@@ -8,6 +8,12 @@ Options:
 - ``grade_label``: the label holding the grade (default ``gpt4``; for Prometheus the mean of GPT-4's
   three grades; ``gpt4_1`` takes the first grade alone).
 - ``tie_threshold``: a difference of at most this many points is a tie (default 0: only equal grades tie).
+- ``ties``: ``keep`` (default) writes tied pairs as ties; ``drop`` leaves them out and counts them in the
+  report's notes (for a coarse grade, e.g. AlpacaEval's win / loss against a reference, most pairs tie).
+
+Every other option goes to the ``grades_from`` reader (e.g. ``answers=graded`` for ``alpaca_eval``). A
+pair keeps its first answer's ``meta["split_group"]`` when the graded answers carry one, so a held-out
+split made per group never puts two pairs of one question on both sides.
 
 Answers are grouped by question, reference and rubric, in the order the source gives them; a group
 of n answers gives n·(n-1)/2 pairs, the earlier answer as A (swap augmentation handles order). The
@@ -70,7 +76,8 @@ def _pair(first: JudgeSample, second: JudgeSample, score_first: float, score_sec
         category=first.category,
         turn=turn,
         labels={grade_label: Label(winner=winner, scores=(score_first, score_second), scale=scale)},
-        meta={"grades_from": grades_from, "pair_of": [first.id, second.id], "tie_threshold": tie_threshold},
+        meta={"grades_from": grades_from, "pair_of": [first.id, second.id], "tie_threshold": tie_threshold,
+              **({"split_group": first.meta["split_group"]} if "split_group" in first.meta else {})},
     )
 
 
@@ -83,6 +90,7 @@ def read(
     grades_from: str = "prometheus",
     grade_label: str = "gpt4",
     tie_threshold: float | str = 0.0,
+    ties: str = "keep",
     **options: Any,
 ) -> Iterator[JudgeSample]:
     """Pairs of graded answers to the same question, winner from the grade difference."""
@@ -92,11 +100,13 @@ def read(
         raise ValueError(f"option tie_threshold: expected a number of points, got {tie_threshold!r}") from None
     if threshold < 0:
         raise ValueError(f"option tie_threshold: must be 0 or more, got {threshold}")
+    if ties not in ("keep", "drop"):
+        raise ValueError(f"option ties: expected keep or drop, got {ties!r}")
     reader = _reader(grades_from)
-    return _pairs(reader, input, split, report, on_bad_row, grades_from, grade_label, threshold, options)
+    return _pairs(reader, input, split, report, on_bad_row, grades_from, grade_label, threshold, ties == "drop", options)
 
 
-def _pairs(reader, input, split, report: ReadReport, on_bad_row, grades_from, grade_label, threshold, options) -> Iterator[JudgeSample]:
+def _pairs(reader, input, split, report: ReadReport, on_bad_row, grades_from, grade_label, threshold, drop_ties, options) -> Iterator[JudgeSample]:
     # The graded answers are read under their own report; its row counts and skips are the inputs'.
     inner = ReadReport(source=grades_from)
     groups: dict[tuple, list[tuple[JudgeSample, float]]] = {}
@@ -128,5 +138,8 @@ def _pairs(reader, input, split, report: ReadReport, on_bad_row, grades_from, gr
             report.note("questions with a single graded answer (no pair)")
             continue
         for (first, score_first), (second, score_second) in itertools.combinations(members, 2):
+            if drop_ties and abs(score_first - score_second) <= threshold:
+                report.note("tied pairs left out (ties=drop)")
+                continue
             report.samples_built += 1
             yield _pair(first, second, score_first, score_second, grade_label=grade_label, scale=scale, tie_threshold=threshold, grades_from=grades_from)

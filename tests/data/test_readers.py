@@ -524,3 +524,32 @@ def test_alpaca_eval_preference_values():
     for bad in (0, 0.0, None, "x", 3):
         with pytest.raises(RowError):
             winner_of(bad)
+
+
+def test_alpaca_eval_graded_answers_pair_across_models(shared_data):
+    directory = shared_data / "alpaca_eval"
+    graded, report = read("alpaca_eval", directory, on_bad_row="skip", answers="graded")
+    assert len(graded) == 15216 and all(s.protocol == "single" for s in graded)
+    # The grade is the evaluated answer's result against the reference: the pairs' winner counts, as grades.
+    assert Counter(s.labels["gpt4"].scores[0] for s in graded) == Counter({1.0: 11389, 0.0: 3812, 0.5: 15})
+    assert all(s.answers[0].model != "text_davinci_003" and s.meta["graded_against"] == "text_davinci_003" for s in graded)
+    with pytest.raises(ValueError, match="option answers"):
+        read("alpaca_eval", directory, answers="both")
+
+    pairs, pair_report = read("pairs-from-grades", directory, grades_from="alpaca_eval", answers="graded", ties="drop",
+                              on_bad_row="skip")
+    by_question = Counter(s.question for s in graded)
+    wins = Counter((s.question, s.labels["gpt4"].scores[0]) for s in graded)
+    # Every two answers to one instruction with different grades make one pair; equal grades are counted, not written.
+    expected = sum(wins[q, a] * wins[q, b] for q in by_question for a, b in ((1.0, 0.0), (1.0, 0.5), (0.5, 0.0)))
+    assert len(pairs) == expected == pair_report.samples_built
+    assert pair_report.notes["tied pairs left out (ties=drop)"] == sum(n * (n - 1) // 2 for n in by_question.values()) - expected
+    for pair in pairs[:500]:
+        label = pair.labels["gpt4"]
+        assert label.winner == ("A" if label.scores[0] > label.scores[1] else "B")
+        assert "text_davinci_003" not in (pair.answers[0].model, pair.answers[1].model)
+        # The instruction's split group travels with the pair, so a held-out split never leaks an instruction.
+        assert pair.meta["split_group"] == f"alpaca_eval:{pair.meta['split_group'].split(':')[1]}"
+    assert len({p.meta["split_group"] for p in pairs if p.question == pairs[0].question}) == 1
+    with pytest.raises(ValueError, match="option ties"):
+        read("pairs-from-grades", directory, grades_from="alpaca_eval", ties="maybe")
