@@ -291,6 +291,50 @@ def test_positional_agreement_and_llmbar_accuracy_reproduce_llmbar_with_failed_o
     assert m.positional_agreement(first, second, policy="exclude") == pytest.approx(2 / 3)
 
 
+def test_both_orders_agreement_and_consistency_reproduce_autoj_counts():
+    """Auto-J codes/leaderboard/pairwise_eval.py: labels 0 (response 1), 1 (response 2), 2 (tie); the
+    exchanged run's label mapped back by exchange_to_ori_label; counts summed over scenarios, then divided."""
+    gold = [0, 1, 2, 0, 1, 2, 0]
+    pred = [0, 1, 2, 1, 1, 0, 0]
+    pred_exchange_raw = [1, 0, 2, 0, 2, 0, 1]  # as the judge saw the swapped pair
+    back = [{0: 1, 1: 0}.get(p, p) for p in pred_exchange_raw]
+    correct = correct_both = dont_agree = 0
+    for g, p, q in zip(gold, pred, back):
+        correct += g == p
+        correct_both += q == p == g
+        dont_agree += q != p
+    n = len(gold)
+    upstream = {"single_agreement": correct / n, "agreement": correct_both / n, "consistency": 1 - dont_agree / n}
+    assert upstream == {"single_agreement": 5 / 7, "agreement": 4 / 7, "consistency": 1 - 2 / 7}
+    as_winner = {0: "A", 1: "B", 2: "tie"}
+    first, second, labels = ([as_winner[v] for v in values] for values in (pred, back, gold))
+    assert m.accuracy(first, labels) == pytest.approx(upstream["single_agreement"])
+    assert m.both_orders_agreement(first, second, labels) == pytest.approx(upstream["agreement"])
+    assert m.consistency(first, second) == pytest.approx(upstream["consistency"])
+
+
+def test_judgebench_score_reproduces_compute_final_metrics_with_failures_and_ties():
+    """JudgeBench utils/metrics.py compute_final_metrics(reverse_order=True): decisions "A>B" / "B>A" /
+    "A=B" or None; the second judgment (answers swapped) flipped back; +1 per order matching the label,
+    -1 per order matching the flipped label; a pair counts when the sum is > 0."""
+    def flip(decision):
+        return {"A>B": "B>A", "B>A": "A>B"}.get(decision, decision)
+
+    labels = ["A>B", "A>B", "B>A", "B>A", "A>B", "B>A"]
+    first = ["A>B", "A>B", None, "A>B", "A=B", "B>A"]
+    second_raw = ["B>A", "A>B", "A>B", "A>B", "B>A", None]  # as judged with the answers swapped
+    correct = 0
+    for label, d1, d2 in zip(labels, first, (flip(d) for d in second_raw)):
+        counter = sum(1 if d == label else -1 if d == flip(label) else 0 for d in (d1, d2))
+        correct += counter > 0
+    upstream = correct / len(labels)
+    # By hand: item 0 (+2), item 1 (+1 -1 = 0), item 2 (0 +1), item 3 (-1 +1 = 0), item 4 (0 +1), item 5 (+1 + 0).
+    assert upstream == 4 / 6
+    as_winner = {"A>B": "A", "B>A": "B", "A=B": "tie", None: None}
+    mapped_back = [m.flip(as_winner[d]) for d in second_raw]
+    assert m.judgebench_score([as_winner[d] for d in first], mapped_back, [as_winner[g] for g in labels]) == pytest.approx(upstream)
+
+
 def test_consistency_and_position_preference_reproduce_judgelm_counts():
     """JudgeLM eval_model_judgement.py: win lists from the first-shown answer's perspective (1 win, -1
     loss, 0 draw); the sequential list is negated and compared with the reversed run's raw list."""
