@@ -99,7 +99,8 @@ _LENIENT_SINGLE_LINE = re.compile(rf"{_OPEN}(?P<s1>{_NUMBER})(?:\s*/\s*10)?{_CLO
 
 
 def _read_scores(match: re.Match[str]) -> tuple[float, ...]:
-    return tuple(float(score) for name, score in sorted(match.groupdict().items()) if score is not None)
+    # Groups s1 (and s2 on a pairwise line) hold the scores in answer order.
+    return tuple(float(match.group(name)) for name in sorted(match.groupdict()))
 
 
 _PAIR_MARKERS = VerdictMarkers(expected="two scores 's1 s2'", strict=(_STRICT_PAIR_LINE,), read=_read_scores,
