@@ -91,7 +91,7 @@ def render_markdown(run: EvalRun) -> str:
         overall = [_fmt(res["metrics"][k]["value"]) for k in keys]
         lines.append(f"| **overall** | {int(res['metrics']['num_items']['value'])} | " + " | ".join(overall) + " |")
         lines.append("")
-    lines += _parser_modes_section(res)
+    lines += _parser_modes_section(res, cfg.get("mode"))
     for name, title in (("confusion_matrix", "original order"), ("confusion_matrix_swapped", "swapped order, mapped back")):
         if name in res:
             matrix = res[name]
@@ -135,11 +135,12 @@ def render_markdown(run: EvalRun) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _parser_modes_section(res: dict[str, Any]) -> list[str]:
+def _parser_modes_section(res: dict[str, Any], mode: str | None) -> list[str]:
     """The strict and the lenient reading of the same raw outputs, side by side."""
     modes = res.get("parser_modes") or {}
     if not modes:
-        return []
+        why = "the verdicts came from a predictions file" if mode == "predictions" else "the judge's outputs are not text a format parses"
+        return ["## Strict and lenient parsing", "", f"Not measured: {why}.", ""]
     names = list(modes)
     keys = [k for k in next(iter(modes.values()))["metrics"] if k != "num_items"]
     lines = ["## Strict and lenient parsing", "",

@@ -78,6 +78,8 @@ def test_verdicts_by_id_with_swapped_file(llmbar_items, shared_data, tmp_path, c
     assert len(lines) == n and json.loads(lines[0])["orders"] == ["original", "swapped"]
     report = (run / "report.md").read_text()
     assert "policy `wrong`" in report and "## Bias" in report and "| Neighbor |" in report
+    assert "Not measured: the verdicts came from a predictions file." in report and "parser_modes" not in results
+    assert results["benchmark_version"] == 1
     assert (run / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert (run / "groups.png").is_file()
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temp files left behind
