@@ -27,7 +27,9 @@ class ItemResult:
     back), None for a parse failure or when that order was not judged (``orders`` says which were).
     ``readings``: the same raw outputs read again by the format's ``"strict"`` and ``"lenient"``
     parser, each ``{"verdict", "verdict_swapped", "scores"}`` like the fields above (empty when there is
-    no format parser to read them: a predictions file, a reward judge). ``verdict_aggregate``: the judge's own both-orders verdict for the pair and ``aggregated_by`` what
+    no format parser to read them: a predictions file, a reward judge). Each call's recorded
+    ``raw_text`` is read; with several samples per call (``decoding.n > 1``) that is the first sample,
+    so a reading can differ from the judge's majority verdict. ``verdict_aggregate``: the judge's own both-orders verdict for the pair and ``aggregated_by`` what
     decided it (``"verdicts"`` or ``"probabilities"``, the position-debiased verdict); None when the
     judge gave no aggregate. ``scores``: the grade (grading), the grades of the two answers (grade
     pairs), or the grades a pairwise verdict was read from. ``raw_texts`` / ``parse_failures``: one
