@@ -101,6 +101,11 @@ def build_reward_data(config, tokenizer, *, seed: int):
         chosen = [kept[i] for i in mixed_indices(len(kept), spec.weight, seed + index)]
         rows, counts = pair_rows(chosen, tokenizer, max_seq_len=data_config.max_seq_len)
         parts.append(rows)
+        # The held-out pairs mirror the training mixture: a dir drawn at weight 0.05 contributes 5% of its
+        # held-out split (a weight above 1 repeats nothing here), so the tie margin chosen on them fits the
+        # mixture trained on, and a large dir drawn thinly does not make that pass score thousands of pairs.
+        if spec.weight < 1:
+            out = [out[i] for i in mixed_indices(len(out), spec.weight, seed + index)]
         held_out.extend(out)
         stats["datasets"][spec.path] = {"num_samples": len(samples), "num_held_out": len(out), "weight": spec.weight,
                                         "manifest_hash": manifests[spec.path].manifest_hash, **counts}

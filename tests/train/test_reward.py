@@ -206,3 +206,23 @@ def test_eval_reads_a_card_through_the_card_module(tmp_path):
     # A hand-written card without the fields a judge needs is refused before any model loads, naming the field.
     with pytest.raises(ValueError, match="judge_card.json: field judge_card_version"):
         judge_factory(str(tmp_path), None, get_benchmark("pandalm-test"))
+
+
+def test_held_out_pairs_follow_the_mixing_weights(tmp_path, tiny_tokenizer):
+    from judgetrain.reward.train import build_reward_data
+    from judgetrain.train.config import load_config
+    from judgetrain.train.data import is_held_out
+
+    samples = [reward_sample(i, "A" if i % 2 else "B") for i in range(400)]
+    full, thin = prepared(tmp_path / "full", samples), prepared(tmp_path / "thin", samples)
+    config_file = tmp_path / "reward.yaml"
+    config_file.write_text("kind: reward\nmodel: {path: tiny}\n", encoding="utf-8")
+    config = load_config(config_file, [f"data.datasets=[{{path: {full}, weight: 2.0}}, {{path: {thin}, weight: 0.25}}]",
+                                       "data.max_seq_len=128", "data.held_out_fraction=0.2", f"output_dir={tmp_path / 'run'}"])
+    data = build_reward_data(config, tiny_tokenizer, seed=0)
+    split = sum(is_held_out(s, 0.2, 0) for s in samples)
+    counts = {path: entry["num_held_out"] for path, entry in data.stats["datasets"].items()}
+    # Weight 2 repeats nothing in the held-out split; weight 0.25 keeps a quarter of it.
+    assert counts[str(full)] == split and counts[str(thin)] == round(0.25 * split)
+    assert len(data.held_out_samples) == split + round(0.25 * split)
+    assert not {s.id for s in data.held_out_samples} - {s.id for s in samples if is_held_out(s, 0.2, 0)}
