@@ -20,6 +20,10 @@ The headline metric is the benchmark's own: 3-way accuracy for PandaLM (ties cou
 agreement (correct in both orders, ties count), accuracy for LLMBar. The last lines are
 ``pandalm_accuracy``, ``pandalm_majority``, ``pandalm_length``, ``pandalm_consistency`` and
 ``autoj_agreement``. Everything is also written to ``--out``/quality.json.
+
+Every timed stage (each prep command, training, each judged benchmark) also prints its CPU share: the
+CPU seconds it used over its wall seconds times this machine's cores. Near 1 the stage had the machine;
+well below 1 it waited for cores another job held (or was paused), and its seconds mean little.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -69,16 +74,32 @@ def recipe_prep_commands(recipe: Path, data_dir: Path) -> list[list[str]]:
     return commands
 
 
-def run(command: list[str], log: Path) -> float:
-    """Run a command from the repo root, its output into ``log``; the seconds it took."""
+def cpu_share(cpu_seconds: float, wall_seconds: float) -> float:
+    """The share of this machine's cores a stage used over its wall time (1.0: all of them throughout)."""
+    return cpu_seconds / max(wall_seconds * (os.cpu_count() or 1), 1e-9)
+
+
+def timing(wall_seconds: float, cpu_seconds: float) -> dict:
+    return {"seconds": round(wall_seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
+            "cpu_share": round(cpu_share(cpu_seconds, wall_seconds), 3)}
+
+
+def run(command: list[str], log: Path) -> dict:
+    """Run a command from the repo root, its output into ``log``; its wall and CPU seconds and CPU share."""
     started = time.perf_counter()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with log.open("a", encoding="utf-8") as out:
         out.write("+ " + " ".join(command) + "\n")
         out.flush()
         done = subprocess.run(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:3])} failed (exit {done.returncode}); see {log}")
-    return time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    record = timing(time.perf_counter() - started, used)
+    print(f"{' '.join(command[:3])}: {record['seconds']:.0f} s, CPU share {record['cpu_share']:.2f} of {os.cpu_count()} cores",
+          flush=True)
+    return record
 
 
 class MemoScorer:
@@ -121,10 +142,10 @@ def make_judge(model_dir: Path, *, kind: str, tie_margin: float, max_seq_len: in
 def evaluate(benchmark: str, judge, data_dir: Path) -> dict:
     from judgetrain_eval.runner import run_benchmark
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = run_benchmark(benchmark, judge=judge, data_dir=data_dir, num_resamples=NUM_RESAMPLES)
     metrics = result.results["metrics"]
-    return {"metrics": metrics, "seconds": time.perf_counter() - started}
+    return {"metrics": metrics, **timing(time.perf_counter() - started, time.process_time() - cpu_started)}
 
 
 def baselines(benchmark: str, data_dir: Path) -> dict:
@@ -184,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.recipe}: the benchmark needs optim.max_steps to place its learning-curve checkpoints")
     steps = config.optim.max_steps
     curve_steps = sorted({max(1, round(steps * f)) for f in CURVE_FRACTIONS})
-    timings: dict[str, float] = {}
+    timings: dict[str, dict] = {}
 
     # ---- prepare and train ----
     data_dirs = []
@@ -241,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         entry["after_no_tie_margin"] = evaluate(benchmark, make_judge(final, kind=kind, tie_margin=0.0, max_seq_len=max_seq_len,
                                                                       memo=memo), args.data_dir)
         results["benchmarks"][benchmark] = entry
-        print(f"judged {benchmark}: {entry['after']['seconds']:.0f} s after training; "
+        print(f"judged {benchmark}: {entry['after']['seconds']:.0f} s after training (CPU share {entry['after']['cpu_share']:.2f}); "
               f"{HEADLINE[benchmark]} {fmt(entry['after']['metrics'][HEADLINE[benchmark]])}", flush=True)
         (out / "quality.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if CURVE_BENCHMARK in benchmarks:
@@ -255,12 +276,14 @@ def main(argv: list[str] | None = None) -> int:
             curve[step / steps] = judged["metrics"][metric]
         curve[1.0] = results["benchmarks"][CURVE_BENCHMARK]["after"]["metrics"][metric]
         results["curve"] = {f"{k:.2f}": v for k, v in sorted(curve.items())}
-    results["timings_seconds"] = timings
+    results["timings"] = timings
     (out / "quality.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     save_config(config, out / "recipe_resolved.yaml")
 
     # ---- report ----
-    print(f"\nrecipe {args.recipe.name}: kind {kind}, {steps} optimizer steps, training {timings.get('train', 0):.0f} s; "
+    train_timing = timings.get("train", {"seconds": 0.0, "cpu_share": float("nan")})
+    print(f"\nrecipe {args.recipe.name}: kind {kind}, {steps} optimizer steps, training {train_timing['seconds']:.0f} s "
+          f"(CPU share {train_timing['cpu_share']:.2f} of {os.cpu_count()} cores); "
           f"tie margin {tie_margin:g} ({results['tie_margin_source'] or 'from the card'})")
     for benchmark, entry in results["benchmarks"].items():
         metric = HEADLINE[benchmark]
