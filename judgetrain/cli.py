@@ -28,12 +28,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _help_lines() -> dict[str, str]:
-    """Every subcommand's one-line help: the table's, then each plugin module's ``HELP``."""
+def _help_lines(chosen: str | None) -> dict[str, str]:
+    """Every subcommand's one-line help: the table's, then each plugin module's ``HELP``. A plugin's
+    module is imported for it only when its line can be printed (no subcommand chosen, or that one),
+    so ``judgetrain train`` does not pay for importing the plugins."""
     lines = {name: help_text for name, (_, help_text) in SUBCOMMANDS.items()}
     for name in plugins.names(plugins.COMMANDS):
-        if name not in lines:  # a plugin cannot replace a built-in subcommand
-            lines[name] = getattr(plugins.load(plugins.COMMANDS, name), "HELP", f"(from {plugins.entry_point(plugins.COMMANDS, name).value})")
+        if name in lines:  # a plugin cannot replace a built-in subcommand
+            continue
+        where = f"(from {plugins.entry_point(plugins.COMMANDS, name).value})"
+        lines[name] = getattr(plugins.load(plugins.COMMANDS, name), "HELP", where) if chosen in (None, name) else where
     return lines
 
 
@@ -57,7 +61,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Only the chosen subcommand's module is imported; the others get a bare parser for --help.
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    for name, help_text in _help_lines().items():
+    for name, help_text in _help_lines(chosen).items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
             module = _find_module(name)

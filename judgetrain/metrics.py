@@ -49,6 +49,15 @@ def _check_winners(values: Sequence[Winner], name: str, allow_none: bool = True)
             raise ValueError(f"{name}[{i}]: expected one of {WINNER_CLASSES}{' or None' if allow_none else ''}, got {value!r}")
 
 
+def _order_pairs(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner], policy: str) -> list[tuple[Winner, Winner]]:
+    """The (original, swapped-mapped-back) verdict of each item, after checking the policy and both lists."""
+    check_policy(policy)
+    _same_length(predicted=predicted, predicted_swapped=predicted_swapped)
+    _check_winners(predicted, "predicted")
+    _check_winners(predicted_swapped, "predicted_swapped")
+    return list(zip(predicted, predicted_swapped))
+
+
 def _same_length(**sequences: Sequence[Any]) -> int:
     lengths = {name: len(seq) for name, seq in sequences.items()}
     if len(set(lengths.values())) > 1:
@@ -108,14 +117,9 @@ def consistent_per_item(predicted: Sequence[Winner], predicted_swapped: Sequence
     ``consistency`` (``1 - exchange_dont_agree / total``). A failure in either order is inconsistent
     (``wrong``) or dropped (``exclude``). LLMBar's positional agreement counts failures differently:
     :func:`positional_agreement_per_item`."""
-    check_policy(policy)
-    _same_length(predicted=predicted, predicted_swapped=predicted_swapped)
-    _check_winners(predicted, "predicted")
-    _check_winners(predicted_swapped, "predicted_swapped")
-    out = np.empty(len(predicted))
-    for i, (p, q) in enumerate(zip(predicted, predicted_swapped)):
-        out[i] = (math.nan if policy == "exclude" else 0.0) if p is None or q is None else float(p == q)
-    return out
+    failed = math.nan if policy == "exclude" else 0.0
+    return np.array([failed if p is None or q is None else float(p == q)
+                     for p, q in _order_pairs(predicted, predicted_swapped, policy)], dtype=float)
 
 
 def positional_agreement_per_item(predicted: Sequence[Winner], predicted_swapped: Sequence[Winner],
@@ -128,14 +132,8 @@ def positional_agreement_per_item(predicted: Sequence[Winner], predicted_swapped
     failures count as agreeing; its "positional agreement rate" is ``equal / len(dataset)``. Policy
     ``wrong`` is exactly that count; ``exclude`` drops every item with a failure in either order
     (there it equals :func:`consistent_per_item`)."""
-    check_policy(policy)
-    _same_length(predicted=predicted, predicted_swapped=predicted_swapped)
-    _check_winners(predicted, "predicted")
-    _check_winners(predicted_swapped, "predicted_swapped")
-    out = np.empty(len(predicted))
-    for i, (p, q) in enumerate(zip(predicted, predicted_swapped)):
-        out[i] = math.nan if policy == "exclude" and (p is None or q is None) else float(p == q)
-    return out
+    return np.array([math.nan if policy == "exclude" and (p is None or q is None) else float(p == q)
+                     for p, q in _order_pairs(predicted, predicted_swapped, policy)], dtype=float)
 
 
 _SIGN = {"A": 1, "B": -1, "tie": 0}
