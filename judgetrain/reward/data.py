@@ -87,14 +87,16 @@ def winner_label(sample: JudgeSample, label_keys: Sequence[str] = LABEL_KEYS):
 
 
 def pair_rows(samples: Sequence[JudgeSample], tokenizer: Any, *, max_seq_len: int,
-              label_keys: Sequence[str] = LABEL_KEYS) -> tuple[Any, dict[str, Any]]:
+              label_keys: Sequence[str] = LABEL_KEYS, drop_long: bool = False) -> tuple[Any, dict[str, Any]]:
     """A ``datasets.Dataset`` with ``id``, ``chosen_input_ids``, ``rejected_input_ids`` and ``length``
     (the longer of the two, for length grouping) for every pairwise sample with a winner, and the counts
-    of what was left out and why."""
+    of what was left out and why. ``drop_long`` leaves out (and counts) a pair with an answer that does
+    not fit ``max_seq_len`` instead of cutting that answer's end."""
     import datasets
 
     rows: dict[str, list] = {"id": [], "chosen_input_ids": [], "rejected_input_ids": [], "length": []}
-    stats = {"num_pairs": 0, "num_ties": 0, "num_without_winner": 0, "num_single_answer": 0, "num_truncated_answers": 0}
+    stats = {"num_pairs": 0, "num_ties": 0, "num_without_winner": 0, "num_single_answer": 0, "num_truncated_answers": 0,
+             "num_long_pairs_dropped": 0}
     cache: dict[tuple[str, int], tuple[list[int], bool]] = {}
     for sample in samples:
         if sample.protocol != "pairwise":
@@ -115,6 +117,9 @@ def pair_rows(samples: Sequence[JudgeSample], tokenizer: Any, *, max_seq_len: in
                 cache[key] = encode_conversation(tokenizer, reward_messages(sample, index), max_seq_len)
             encoded.append(cache[key])
         (first, cut_first), (second, cut_second) = encoded
+        if drop_long and (cut_first or cut_second):
+            stats["num_long_pairs_dropped"] += 1
+            continue
         stats["num_truncated_answers"] += int(cut_first) + int(cut_second)
         chosen, rejected = (first, second) if winner == "A" else (second, first)
         rows["id"].append(sample.id)

@@ -99,7 +99,8 @@ def build_reward_data(config, tokenizer, *, seed: int):
         kept = [s for s in samples if not is_held_out(s, data_config.held_out_fraction, seed)]
         out = [s for s in samples if is_held_out(s, data_config.held_out_fraction, seed)]
         chosen = [kept[i] for i in mixed_indices(len(kept), spec.weight, seed + index)]
-        rows, counts = pair_rows(chosen, tokenizer, max_seq_len=data_config.max_seq_len)
+        rows, counts = pair_rows(chosen, tokenizer, max_seq_len=data_config.max_seq_len,
+                                 drop_long=data_config.long_pairs == "drop")
         parts.append(rows)
         # The held-out pairs mirror the training mixture: a dir drawn at weight 0.05 contributes 5% of its
         # held-out split (a weight above 1 repeats nothing here), so the tie margin chosen on them fits the

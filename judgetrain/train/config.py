@@ -32,6 +32,7 @@ from judgetrain.models import EMBEDDED_MODEL, DTYPES
 ATTENTION_CHOICES = ("sdpa", "flash_attention_2", "eager")
 METHOD_CHOICES = ("full", "lora")
 KIND_CHOICES = ("generative", "reward")
+LONG_PAIRS_CHOICES = ("truncate", "drop")
 SCHEDULE_CHOICES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                     "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay")
 FSDP_SHARDING_CHOICES = ("full_shard", "shard_grad_op")
@@ -82,6 +83,12 @@ class DataConfig:
     label is re-tokenized."""
     max_seq_len: int = 2048
     """Token budget per sample; answers are shortened to fit (never the instructions or the target)."""
+    long_pairs: str = "truncate"
+    """``kind: reward`` only: what happens to a training pair with an answer that does not fit
+    ``max_seq_len``. truncate: its end is cut, as at judging time; drop: the pair is left out and
+    counted (``num_long_pairs_dropped``), so every answer trained on is seen whole. Its length is part
+    of what the label judged, and a cut answer looks as long as any other (TRL's reward trainer drops
+    such pairs by ``max_length`` too). The held-out pairs are kept whole or cut as judging would."""
     packing: bool = False
     """Pack whole samples into rows of ``max_seq_len`` tokens (padding-free; attention never crosses a
     sample, via restarting position_ids). Off: samples are batched by similar length and padded.
@@ -528,6 +535,10 @@ def validate(config: TrainConfig) -> None:
         if spec.weight <= 0:
             raise ValueError(f"data.datasets[{i}].weight={spec.weight} must be positive; drop the dir to leave it out")
     _range("data.max_seq_len", config.data.max_seq_len, 2)
+    _choice("data.long_pairs", config.data.long_pairs, LONG_PAIRS_CHOICES)
+    if config.data.long_pairs != "truncate" and config.kind != "reward":
+        raise ValueError(f"data.long_pairs={config.data.long_pairs} applies to kind=reward; a generative run shortens "
+                         "answers to fit data.max_seq_len (judgetrain.data.tokenize): leave it at truncate")
     _range("data.swap_probability", config.data.swap_probability, 0.0, 1.0)
     _range("data.p_include_reference", config.data.p_include_reference, 0.0, 1.0)
     _range("data.held_out_fraction", config.data.held_out_fraction, 0.0, 0.5)

@@ -226,3 +226,44 @@ def test_held_out_pairs_follow_the_mixing_weights(tmp_path, tiny_tokenizer):
     assert counts[str(full)] == split and counts[str(thin)] == round(0.25 * split)
     assert len(data.held_out_samples) == split + round(0.25 * split)
     assert not {s.id for s in data.held_out_samples} - {s.id for s in samples if is_held_out(s, 0.2, 0)}
+
+
+def test_drop_long_leaves_out_and_counts_a_pair_with_an_answer_over_the_budget(tiny_tokenizer):
+    long_pair = reward_sample(0).replace(answers=(Answer("word " * 400), Answer("short")))
+    samples = [long_pair, reward_sample(1, "B")]
+    cut, cut_stats = pair_rows(samples, tiny_tokenizer, max_seq_len=64)
+    assert len(cut) == 2 and cut_stats["num_truncated_answers"] == 1 and cut_stats["num_long_pairs_dropped"] == 0
+    whole, stats = pair_rows(samples, tiny_tokenizer, max_seq_len=64, drop_long=True)
+    assert whole["id"] == ["r0001"]
+    assert stats["num_long_pairs_dropped"] == 1 and stats["num_truncated_answers"] == 0 and stats["num_pairs"] == 1
+
+
+def test_long_pairs_drop_keeps_long_pairs_out_of_training_but_not_out_of_the_held_out_split(tmp_path, tiny_tokenizer):
+    from judgetrain.reward.train import build_reward_data
+    from judgetrain.train.config import load_config
+
+    samples = [reward_sample(i, "A" if i % 2 else "B") for i in range(60)]
+    samples = [s.replace(answers=(Answer("word " * 300), s.answers[1])) if i % 3 == 0 else s for i, s in enumerate(samples)]
+    data_dir = prepared(tmp_path, samples)
+    config_file = tmp_path / "reward.yaml"
+    config_file.write_text("kind: reward\nmodel: {path: tiny}\n", encoding="utf-8")
+    overrides = [f"data.datasets={data_dir}", "data.max_seq_len=96", "data.held_out_fraction=0.2", f"output_dir={tmp_path / 'run'}"]
+    kept = build_reward_data(load_config(config_file, overrides), tiny_tokenizer, seed=0)
+    dropped = build_reward_data(load_config(config_file, [*overrides, "data.long_pairs=drop"]), tiny_tokenizer, seed=0)
+    held_out_ids = {s.id for s in kept.held_out_samples}
+    long_ids = {s.id for i, s in enumerate(samples) if i % 3 == 0} - held_out_ids
+    assert long_ids and long_ids <= set(kept.train_dataset["id"])
+    assert not long_ids & set(dropped.train_dataset["id"])
+    assert dropped.stats["datasets"][str(data_dir)]["num_long_pairs_dropped"] == len(long_ids)
+    assert {s.id for s in dropped.held_out_samples} == held_out_ids
+
+
+def test_long_pairs_is_a_reward_setting(tmp_path):
+    from judgetrain.train.config import load_config
+
+    config_file = tmp_path / "generative.yaml"
+    config_file.write_text("model: {path: tiny}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="data.long_pairs=drop applies to kind=reward"):
+        load_config(config_file, ["data.long_pairs=drop"])
+    with pytest.raises(ValueError, match="data.long_pairs"):
+        load_config(config_file, ["kind=reward", "data.long_pairs=cut"])
