@@ -34,11 +34,13 @@ def build_reward_model(config):
     from judgetrain.models import TINY_MODEL, load_tokenizer, resolve_model_path, tiny_config, torch_dtype
 
     dtype = torch_dtype(config.model.dtype)
+    # The new head (and a tiny model's every weight) is drawn from torch's RNG: seeding here makes the
+    # untrained model a benchmark or the quickstart judges "before training" the one training starts from.
+    torch.manual_seed(config.optim.seed)
     if config.model.path == TINY_MODEL:
         tokenizer = load_tokenizer(TINY_MODEL)
         model_config = tiny_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                                    bos_token_id=None, num_labels=1)
-        torch.manual_seed(config.optim.seed)
         model = AutoModelForSequenceClassification.from_config(model_config, dtype=dtype)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(

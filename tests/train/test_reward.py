@@ -267,3 +267,28 @@ def test_long_pairs_is_a_reward_setting(tmp_path):
         load_config(config_file, ["data.long_pairs=drop"])
     with pytest.raises(ValueError, match="data.long_pairs"):
         load_config(config_file, ["kind=reward", "data.long_pairs=cut"])
+
+
+def test_the_new_head_of_a_pretrained_base_is_drawn_from_the_seed(tmp_path):
+    """The untrained model judged "before training" (benchmark, quickstart) is the one training starts
+    from: the head added to a pretrained base depends on optim.seed alone, not on what ran before."""
+    from transformers import AutoModelForCausalLM
+
+    from judgetrain.models import load_tokenizer, tiny_config
+    from judgetrain.reward.train import build_reward_model
+    from judgetrain.train.config import TrainConfig
+
+    tokenizer = load_tokenizer("tiny")
+    base = AutoModelForCausalLM.from_config(tiny_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                                        eos_token_id=tokenizer.eos_token_id, bos_token_id=None))
+    base.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+
+    def new_head(seed: int, draws_before: int) -> torch.Tensor:
+        config = TrainConfig()
+        config.kind, config.model.path, config.optim.seed = "reward", str(tmp_path / "base"), seed
+        torch.rand(draws_before)  # the global RNG's state before the build must not matter
+        return build_reward_model(config).score.weight.detach().clone()
+
+    assert torch.equal(new_head(0, 1), new_head(0, 5))
+    assert not torch.equal(new_head(0, 1), new_head(1, 1))
