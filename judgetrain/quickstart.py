@@ -3,8 +3,8 @@
     judgetrain quickstart [--out runs/quickstart] [--tiny] [--kind reward|generative]
 
 1. data: the pairwise sets shipped in ``judgetrain/resources/quickstart`` (LLMBar, MIT; Prometheus'
-   HHH-alignment pairs and Vicuna-bench grade pairs, Apache-2.0; PandaLM's human-annotated test set,
-   Apache-2.0 — see its ATTRIBUTION.md) → a prepared training dir and a held-out evaluation set of
+   HHH-alignment pairs and Vicuna-bench / MT-bench grade pairs, Apache-2.0; PandaLM's human-annotated test
+   set, Apache-2.0 — see its ATTRIBUTION.md) → a prepared training dir and a held-out evaluation set of
    PandaLM test items (majority vote of 3 human annotators), never trained on;
 2. evaluate the judge before training: both orders, accuracy / swap consistency / parse failures;
 3. train it with :func:`judgetrain.train.trainer.train` (the same choices as the CPU judge recipe
@@ -17,9 +17,11 @@
 Two kinds of judge (``--kind``):
 
 - ``reward`` (default): a reward judge (:mod:`judgetrain.reward`): one Bradley-Terry score per answer
-  from a classification head on SmolLM2, the top decoder layers fine-tuned and the rest frozen, every
-  pair with a winner used (answers truncated to the token budget), the tie margin chosen on a held-out
-  tenth of the training pairs. Before training is the same model with its new head untrained.
+  from a classification head on SmolLM2, the top decoder layers fine-tuned and the rest frozen, trained
+  on the Vicuna-bench and MT-bench grade pairs, HHH and LLMBar's CaseStudy pairs (not LLMBar's Natural
+  and Adversarial sets, which the CPU judge recipe evaluates on), every pair with a winner whose answers
+  fit the token budget used whole (a longer pair is left out and counted), the tie margin chosen on a
+  held-out tenth of the training pairs. Before training is the same model with its new head untrained.
 - ``generative``: LoRA on SmolLM2 writing FastChat's ``[[A]]`` / ``[[B]]`` / ``[[C]]`` verdict in the
   ``mtbench-pair-v2`` template (the shipped human labels are winners without grades, so the target is
   the verdict token alone); samples whose row exceeds the token budget are left out, half the pairs
@@ -44,7 +46,11 @@ from judgetrain.types import JudgeSample, Judgment
 
 RESOURCES = Path(__file__).parent / "resources" / "quickstart"
 TRAIN_FILES = ("train_llmbar.jsonl", "train_hhh.jsonl")
-REWARD_TRAIN_FILES = TRAIN_FILES + ("train_prometheus_pairs.jsonl",)
+REWARD_TRAIN_FILES = TRAIN_FILES + ("train_prometheus_pairs.jsonl", "train_prometheus_mtbench_pairs.jsonl")
+REWARD_LEFT_OUT_LLMBAR_SETS = ("LLMBar/Natural", "LLMBar/Adversarial/")
+"""LLMBar sets the reward judge does not train on, as in the CPU judge recipe: they are the LLMBar sets a
+judge is evaluated on, and the adversarial ones reward the shorter answer in 3 pairs of 4 (built so that the
+answer that reads better loses), which teaches a 135M judge to prefer short answers."""
 KINDS = ("reward", "generative")
 EVAL_FILE = "eval_pandalm.jsonl"
 FORMAT = "mtbench-pair-v2"
@@ -59,7 +65,8 @@ class Size:
 
     model: str
     kind: str
-    num_train: int
+    num_train: int | None
+    """Training samples drawn from the shipped pool; None takes all of it."""
     num_eval: int
     max_seq_len_tokens: int
     epochs: float
@@ -71,10 +78,12 @@ class Size:
     trainable_layers: int | None = None
 
 
-# The reward judge trains its top 4 layers at ~500 tokens/s on 2 CPU cores (bf16 autocast): 48 steps of
-# 8 pairs of <= 384 tokens is ~5 min, and 300 PandaLM items are scored in ~1 min before and after.
-FULL = Size(model="embedded:smollm2-135m", kind="reward", num_train=760, num_eval=300, max_seq_len_tokens=384, epochs=1.0,
-            max_steps=48, lr=1e-4, batch_size=4, grad_accum=2, max_new_tokens=0, trainable_layers=4)
+# The reward judge trains its top 4 layers at ~480 tokens/s on 2 CPU cores (bf16 autocast): 96 steps of
+# 8 pairs of <= 512 tokens is ~8 min, and 300 PandaLM items are scored in ~1 min before and after. The
+# shipped pool holds ~330 training pairs that fit: 96 steps is about two passes, at twice the recipe's lr.
+# num_train None: every shipped sample of the reward pool.
+FULL = Size(model="embedded:smollm2-135m", kind="reward", num_train=None, num_eval=300, max_seq_len_tokens=512, epochs=1.0,
+            max_steps=96, lr=2e-4, batch_size=4, grad_accum=2, max_new_tokens=0, trainable_layers=4)
 # SmolLM2-135M trains at ~150-210 tokens/s on 2 CPU cores with LoRA: 200 samples of <= 360 tokens is ~6 min.
 FULL_GENERATIVE = Size(model="embedded:smollm2-135m", kind="generative", num_train=200, num_eval=300, max_seq_len_tokens=360,
                        epochs=1.0, max_steps=None, lr=1e-3, batch_size=4, grad_accum=2, max_new_tokens=12)
@@ -89,7 +98,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiny", action="store_true", help="the same path in seconds with the tiny random model (CI)")
     parser.add_argument("--kind", choices=KINDS, default="reward",
                         help="reward: one Bradley-Terry score per answer (default); generative: a LoRA judge writing a verdict")
-    parser.add_argument("--num-train", type=int, default=None, help="training pairs (default: reward 760, generative 200; --tiny 16)")
+    parser.add_argument("--num-train", type=int, default=None, help="training samples (default: reward all 1,096 shipped, generative 200; --tiny 16)")
     parser.add_argument("--num-eval", type=int, default=None, help="held-out PandaLM items judged before and after (default 300; --tiny 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample choice, the swap augmentation and training")
 
@@ -161,10 +170,12 @@ def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, li
 
     files = REWARD_TRAIN_FILES if size.kind == "reward" else TRAIN_FILES
     pool = [s for name in files for s in read_shipped(name)]
+    if size.kind == "reward":
+        pool = [s for s in pool if not str(s.meta.get("llmbar_set", "")).startswith(REWARD_LEFT_OUT_LLMBAR_SETS)]
     random.Random(seed).shuffle(pool)
     if size.kind == "reward":
-        # A reward judge scores one answer at a time: no order to swap, and a long answer is truncated
-        # to the budget rather than the pair left out.
+        # A reward judge scores one answer at a time: no order to swap. A pair with an answer over the
+        # budget is left out at training time (data.long_pairs: drop), so every answer is seen whole.
         train = pool[: size.num_train]
         format_name, swap_probability = None, 0.0
     else:
@@ -271,7 +282,7 @@ def train_config_text(size: Size, train_dir: Path, run_dir: Path, config_path: P
                 f"rerun with:\n{header}kind: reward\n"
                 f"model: {{path: {json.dumps(size.model)}}}\n"
                 f"data: {{datasets: [{{path: {json.dumps(str(train_dir))}}}], max_seq_len: {size.max_seq_len_tokens}, "
-                f"held_out_fraction: 0.1}}\n"
+                f"long_pairs: drop, held_out_fraction: 0.1}}\n"
                 f"method: {{name: full, trainable_layers: {size.trainable_layers}}}\n" + common)
     # Paths are written as JSON strings, which YAML reads back whatever characters they hold.
     return (f"# LoRA on {size.model}, written by `judgetrain quickstart`; rerun with:\n{header}"
@@ -387,7 +398,8 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - started,
     }
     _write_json(out / "results.json", results)
-    sources = "LLMBar + HHH + Vicuna-bench grade pairs" if size.kind == "reward" else "LLMBar + HHH"
+    sources = ("Vicuna-bench and MT-bench grade pairs + HHH + LLMBar CaseStudy" if size.kind == "reward"
+               else "LLMBar + HHH")
     report = (f"# judgetrain quickstart\n\nModel `{size.model}`, a {size.kind} judge (template `{template}`), "
               f"{len(train_samples)} training samples ({sources}), {len(held_out)} held-out PandaLM test items judged in both "
               f"orders against the majority vote of 3 human annotators (a parse failure counts as wrong). `accuracy` is the "

@@ -46,3 +46,33 @@ def test_quickstart_tiny(tmp_path, capsys, kind):
         assert card["kind"] == "reward" and results["rows"]["after training"]["consistency"] == 1.0
         assert served["both_orders"]["by_construction"] is True
     assert "# judgetrain quickstart" in (out / "report.md").read_text()
+
+
+def test_reward_quickstart_trains_on_the_recipes_choices(tmp_path):
+    """The default quickstart's reward judge follows the CPU judge recipe: LLMBar's evaluated sets
+    (Natural, Adversarial) stay out of training, the MT-bench grade pairs are in, and a pair whose
+    answer exceeds the token budget is left out (data.long_pairs: drop), not cut."""
+    from judgetrain import quickstart as qs
+    from judgetrain.data.prepared import read_samples
+    from judgetrain.reward.data import pair_rows
+    from judgetrain.models import load_tokenizer
+    from judgetrain.train.config import load_config
+
+    assert qs.FULL.kind == "reward" and qs.FULL.num_train is None
+    size = qs.Size(**{**qs.FULL.__dict__, "model": "tiny", "num_eval": 2})
+    train_dir, train, held_out = qs.build_data(tmp_path, size, tokenizer=None, seed=0)
+    sets = {s.meta.get("llmbar_set") for s in train if s.source == "llmbar"}
+    assert sets and all(name.startswith("CaseStudy/") for name in sets), sets
+    shipped = [s for name in qs.REWARD_TRAIN_FILES for s in qs.read_shipped(name)]
+    left_out = [s for s in shipped if str(s.meta.get("llmbar_set", "")).startswith(qs.REWARD_LEFT_OUT_LLMBAR_SETS)]
+    assert left_out and len(train) == len(shipped) - len(left_out)
+    assert any("mt_bench_eval" in s.id for s in train) and any("vicuna_eval" in s.id for s in train)
+    assert {s.id for s in held_out}.isdisjoint(s.id for s in train)
+
+    config_path = tmp_path / "train_config.yaml"
+    config_path.write_text(qs.train_config_text(size, train_dir, tmp_path / "run", config_path, seed=0), encoding="utf-8")
+    config = load_config(config_path)
+    assert config.kind == "reward" and config.data.long_pairs == "drop" and config.data.max_seq_len == 512
+    # The budget leaves some shipped pairs out whole, and none of the kept answers is cut.
+    _, stats = pair_rows(read_samples(train_dir)[:200], load_tokenizer("tiny"), max_seq_len=config.data.max_seq_len, drop_long=True)
+    assert stats["num_long_pairs_dropped"] > 0 and stats["num_truncated_answers"] == 0 and stats["num_pairs"] > 0
