@@ -171,7 +171,7 @@ def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, li
     files = REWARD_TRAIN_FILES if size.kind == "reward" else TRAIN_FILES
     pool = [s for name in files for s in read_shipped(name)]
     if size.kind == "reward":
-        pool = [s for s in pool if not str(s.meta.get("llmbar_set", "")).startswith(REWARD_LEFT_OUT_LLMBAR_SETS)]
+        pool = [s for s in pool if not s.meta.get("llmbar_set", "").startswith(REWARD_LEFT_OUT_LLMBAR_SETS)]
     random.Random(seed).shuffle(pool)
     if size.kind == "reward":
         # A reward judge scores one answer at a time: no order to swap. A pair with an answer over the

@@ -64,7 +64,7 @@ def test_reward_quickstart_trains_on_the_recipes_choices(tmp_path):
     sets = {s.meta.get("llmbar_set") for s in train if s.source == "llmbar"}
     assert sets and all(name.startswith("CaseStudy/") for name in sets), sets
     shipped = [s for name in qs.REWARD_TRAIN_FILES for s in qs.read_shipped(name)]
-    left_out = [s for s in shipped if str(s.meta.get("llmbar_set", "")).startswith(qs.REWARD_LEFT_OUT_LLMBAR_SETS)]
+    left_out = [s for s in shipped if s.meta.get("llmbar_set", "").startswith(qs.REWARD_LEFT_OUT_LLMBAR_SETS)]
     assert left_out and len(train) == len(shipped) - len(left_out)
     assert any("mt_bench_eval" in s.id for s in train) and any("vicuna_eval" in s.id for s in train)
     assert {s.id for s in held_out}.isdisjoint(s.id for s in train)
