@@ -17,6 +17,9 @@ from judgetrain.types import Judgment
 
 PAGE_SIZE = 100
 """Items listed per page of the judgments view."""
+LENGTH_SHOWN = ("length_balanced_accuracy", "length_controlled_agreement", "judge_picked_longer_rate")
+"""The length-controlled metrics the run list shows (the scorer's names; the longer-answer rule scores
+0.5 on the first)."""
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -81,10 +84,15 @@ def index_page(runs: Sequence[Run], mtbench: Sequence[MTBenchDir]) -> str:
         metrics = run.metrics
         shown = ", ".join(f"{k}={v['value']:.3f}" for k, v in list(metrics.items())[:4]
                           if k != "num_items" and isinstance(v, dict) and v.get("value") is not None)
+        # Beside the headline: whether the judge knows something answer length does not.
+        by_length = ", ".join(f"{k}={run.length[k]['value']:.3f}" for k in LENGTH_SHOWN
+                              if isinstance(run.length.get(k), dict) and run.length[k].get("value") is not None)
         rows.append(f"<tr><td>{link('/items', run.name, run=i)}</td><td>{esc(run.benchmark)}</td><td>{esc(run.judge)}</td>"
-                    f"<td>{esc(run.template)}</td><td>{len(run.rows)}</td><td>{esc(shown)}</td></tr>")
+                    f"<td>{esc(run.template)}</td><td>{len(run.rows)}</td><td>{esc(shown)}</td>"
+                    f"<td class='length'>{esc(by_length or '—')}</td></tr>")
     body = ("<h2>Evaluation runs</h2>" + ("<table><tr><th>run</th><th>benchmark</th><th>judge</th><th>template</th>"
-            "<th>items</th><th>headline</th></tr>" + "".join(rows) + "</table>" if rows else "<p>none given</p>"))
+            "<th>items</th><th>headline</th><th>by length (characters)</th></tr>" + "".join(rows) + "</table>"
+            if rows else "<p>none given</p>"))
     dirs = "".join(f"<li>{link('/mtbench', d.name, dir=i)}: {len(d.questions)} questions, {len(d.answers)} models' answers, "
                    f"{len(d.pairs)} pair and {len(d.singles)} single judgments</li>" for i, d in enumerate(mtbench))
     body += "<h2>MT-bench dirs</h2>" + (f"<ul>{dirs}</ul>" if dirs else "<p>none given</p>")
@@ -344,11 +352,22 @@ def mtbench_page(dirs: Sequence[MTBenchDir], params: dict[str, str]) -> str:
 # --- playground -------------------------------------------------------------------------------------
 
 def playground_page(form: dict[str, str], format_names: Sequence[str], judgment: Judgment | None = None,
-                    error: str | None = None, card: JudgeCard | None = None) -> str:
-    """The playground form, and the result of ``judgment`` (with the ``card`` of the judge that made it, if any)."""
+                    error: str | None = None, card: JudgeCard | None = None, *, form_token: str,
+                    allowed_base_urls: Sequence[str] = (), api_key_env: str | None = None) -> str:
+    """The playground form, and the result of ``judgment`` (with the ``card`` of the judge that made it, if any).
+
+    ``form_token`` is the server's per-process token, posted back in a hidden field (the server refuses
+    a post without it); ``allowed_base_urls`` are the only URLs offered for a served judge or an API
+    model (the server was started with them; none: neither kind can be used); ``api_key_env`` names
+    the variable whose key an API model is sent (its name only is shown)."""
     kind = form.get("kind", "tiny")
+    if allowed_base_urls:
+        base_url_options = [(u, u) for u in allowed_base_urls]
+    else:
+        base_url_options = [("", "none allowed: start judgetrain browse with --allow-base-url URL")]
     fields = [
         '<form method="post" action="/playground" id="playground">',
+        f'<input type="hidden" name="form_token" value="{esc(form_token)}">',
         "<p><label>Question<br><textarea name='question' id='question' rows='4'>" + esc(form.get("question", "")) + "</textarea></label></p>",
         "<div class='pair'><label>Answer A<br><textarea name='answer_a' id='answer_a' rows='8'>" + esc(form.get("answer_a", ""))
         + "</textarea></label><label>Answer B (leave empty to grade A alone)<br><textarea name='answer_b' id='answer_b' rows='8'>"
@@ -356,12 +375,14 @@ def playground_page(form: dict[str, str], format_names: Sequence[str], judgment:
         "<p>" + select("kind", [("tiny", "tiny (random test model)"), ("export", "export dir (its judge card)"),
                                 ("url", "served judge (URL; its judge card)"), ("api", "OpenAI-compatible model (URL; no card)")],
                        kind, "judge"),
-        f' <label>export dir or URL <input name="target" id="target" size="50" value="{esc(form.get("target", ""))}"></label></p>',
+        f' <label>export dir <input name="export_dir" id="export_dir" size="40" value="{esc(form.get("export_dir", ""))}"></label> ',
+        select("base_url", base_url_options, form.get("base_url", ""), "URL (served judge or API model)"),
+        f" <span class='note' id='api-key-note'>API key: {'$' + esc(api_key_env) if api_key_env else 'none'} "
+        "(fixed when judgetrain browse starts: --api-key-env, --allow-base-url)</span></p>",
         f'<p><label>model (URL; empty: ask /v1/models) <input name="model" id="model" value="{esc(form.get("model", ""))}"></label> ',
         f'<label>judge card (URL without one, e.g. vllm serve) '
         f'<input name="card" id="card" size="30" value="{esc(form.get("card", ""))}"></label></p>',
-        f'<p><label>API key variable (no-card model) <input name="api_key_env" id="api_key_env" value="{esc(form.get("api_key_env", ""))}"></label> ',
-        select("format", [("", "default (judge card, else judgelm)")] + [(n, n) for n in format_names], form.get("format", ""), "template"),
+        "<p>" + select("format", [("", "default (judge card, else judgelm)")] + [(n, n) for n in format_names], form.get("format", ""), "template"),
         f' <label>max new tokens (empty: the card\'s, else 128) <input name="max_new_tokens" id="max_new_tokens" size="5" '
         f'value="{esc(form.get("max_new_tokens", ""))}"></label></p>',
         '<button type="submit" id="judge">Judge</button></form>',

@@ -8,6 +8,11 @@ mode, tie policy and decoding are the card's, so the page shows what the client 
 and a plain OpenAI-compatible model (``api``) have no card: the template is picked on the form and
 a disagreement between the two orders is kept as ``inconsistent``.
 
+Where requests may go is fixed when the playground is made, never by a request: the base URLs a
+served judge or an API model may be reached at (``allowed_base_urls``), and the environment
+variable whose key is sent to them as a Bearer token (``api_key_env``; None sends no key at all).
+A choice naming another URL is refused with :class:`RefusedChoice`.
+
 Either way a pair is judged in both orders and the page shows each order's verdict, raw text and
 critique next to the aggregate. Judges are built once and kept, so the second question to the same
 model does not reload it; one lock lets a single judging run at a time (a CPU model is not shared
@@ -16,10 +21,13 @@ between threads).
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 from judgetrain.types import Answer, JudgeSample, Judgment
 
@@ -31,6 +39,14 @@ CARD_BATCH_SIZE = 2
 """Requests a card judge runs at once: the two orders of one pair."""
 
 JUDGE_KINDS = ("tiny", "export", "url", "api")
+REMOTE_KINDS = ("url", "api")
+"""The kinds whose ``target`` is a base URL (one of the playground's allowed base URLs)."""
+
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class RefusedChoice(ValueError):
+    """A judge choice the playground was not started to allow (a base URL outside its list)."""
 
 
 @dataclass(frozen=True)
@@ -40,14 +56,14 @@ class JudgeChoice:
     ``kind`` is ``tiny`` (the random test model), ``export`` (``target`` is a dir written by
     ``judgetrain export``), ``url`` (``target`` is a server of an exported judge; ``card`` names
     the export dir or judge_card.json when the server publishes no card, as ``vllm serve``) or
-    ``api`` (``target`` is any OpenAI-compatible server; ``model`` empty asks ``/v1/models``;
-    ``api_key_env`` names the environment variable holding its key, if it needs one).
+    ``api`` (``target`` is any OpenAI-compatible server; ``model`` empty asks ``/v1/models``).
+    For ``url`` and ``api``, ``target`` must be one of the playground's allowed base URLs; the key
+    sent (if any) is the playground's, never the choice's.
     """
 
     kind: str
     target: str = ""
     model: str = ""
-    api_key_env: str = ""
     card: str = ""
 
     def key(self) -> tuple[str, ...]:
@@ -63,8 +79,8 @@ class JudgeChoice:
         if not self.target.startswith(("http://", "https://")):
             raise ValueError(f"judge URL {self.target!r} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)")
         if self.kind == "url":
-            return ("url", self.target, self.model, self.card)
-        return ("api", self.target, self.model, self.api_key_env)
+            return ("url", _api_root(self.target), self.model, self.card)
+        return ("api", _api_root(self.target), self.model)
 
 
 def _api_root(url: str) -> str:
@@ -72,31 +88,78 @@ def _api_root(url: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
-def _served_model(api_root: str) -> str:
+def checked_base_url(url: str) -> str:
+    """``url`` as an allowed base URL (trailing ``/`` dropped), checked: http(s), a host, and no
+    credentials, query or fragment (a ValueError says what to fix)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"allowed base URL {url!r} must be http:// or https:// with a host, e.g. http://127.0.0.1:8000/v1")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"allowed base URL {url!r} holds credentials; give the key with --api-key-env NAME instead")
+    if parts.query or parts.fragment:
+        raise ValueError(f"allowed base URL {url!r} has a query or fragment; give the server's root, e.g. {parts.scheme}://{parts.netloc}/v1")
+    return url.strip().rstrip("/")
+
+
+def checked_api_key_env(name: str) -> str:
+    """``name`` as the environment variable holding the API key, checked: a variable name that is set."""
+    if not ENV_VAR_NAME.fullmatch(name):
+        raise ValueError(f"--api-key-env {name!r} is not an environment variable name (letters, digits, _), e.g. OPENAI_API_KEY")
+    if not os.environ.get(name, "").strip():
+        raise ValueError(f"--api-key-env {name}: ${name} is not set; export {name}=... before starting, or leave --api-key-env out to send no key")
+    return name
+
+
+def _key_headers(api_key_env: str | None) -> dict[str, str]:
+    key = os.environ.get(api_key_env, "").strip() if api_key_env else ""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _served_model(api_root: str, api_key_env: str | None) -> str:
     """The first model a server lists on ``/v1/models`` (a judge server serves one)."""
     import httpx
 
     try:
-        listing = httpx.get(f"{api_root}/models", timeout=10).json()
+        listing = httpx.get(f"{api_root}/models", headers=_key_headers(api_key_env), timeout=10).json()
         return str(listing["data"][0]["id"])
     except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as err:
-        raise ValueError(f"could not read the model id from {api_root}/models ({err}); type the model name") from None
+        # Only the error's type: an HTTP library may quote request headers (the key) in its message.
+        raise ValueError(f"could not read the model id from {api_root}/models ({type(err).__name__}); type the model name") from None
 
 
 class Playground:
-    """Builds judges on demand, keeps them, and judges one sample at a time."""
+    """Builds judges on demand, keeps them, and judges one sample at a time.
 
-    def __init__(self) -> None:
+    ``allowed_base_urls`` are the only servers a ``url`` or ``api`` choice may reach (none: neither
+    kind can be used); ``api_key_env`` names the variable whose key is sent to them as a Bearer
+    token by an ``api`` judge (None: no key is sent, whatever the environment holds)."""
+
+    def __init__(self, allowed_base_urls: Sequence[str] = (), api_key_env: str | None = None) -> None:
+        self.allowed_base_urls = tuple(dict.fromkeys(checked_base_url(u) for u in allowed_base_urls))
+        self._allowed_api_roots = {_api_root(u) for u in self.allowed_base_urls}
+        self.api_key_env = api_key_env or None
         self._judges: dict[tuple[str, ...], Any] = {}
         self._backends: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
+
+    def check_choice(self, choice: JudgeChoice) -> None:
+        """Refuse (:class:`RefusedChoice`) a ``url`` or ``api`` choice whose base URL is not allowed."""
+        if choice.kind not in REMOTE_KINDS:
+            return
+        if not self.allowed_base_urls:
+            raise RefusedChoice("no base URL is allowed: start judgetrain browse with --allow-base-url URL "
+                                "to judge with a served judge or an API model")
+        if _api_root(choice.target) not in self._allowed_api_roots:
+            raise RefusedChoice(f"base URL {choice.target!r} is not allowed; pick one of {', '.join(self.allowed_base_urls)} "
+                                "or start judgetrain browse with --allow-base-url for it")
 
     def card_judge(self, choice: JudgeChoice):
         """The Judge an export dir or a served judge's card describes (built once per choice)."""
         from judgetrain import Judge
 
-        key = choice.key()
         assert choice.kind in ("export", "url"), "only exports and served judges have a card"
+        self.check_choice(choice)
+        key = choice.key()
         if key not in self._judges:
             options: dict[str, Any] = {"batch_size": CARD_BATCH_SIZE}
             if choice.kind == "url":
@@ -108,14 +171,17 @@ class Playground:
         """The backend of a judge without a card (``tiny`` or an OpenAI-compatible model)."""
         from judgetrain.judging import make_backend
 
+        self.check_choice(choice)
         key = choice.key()
         if key not in self._backends:
             if choice.kind == "api":
+                from judgetrain.judging.backends.openai_http import OpenAIHTTPBackend
+
                 root = _api_root(choice.target)
-                model = choice.model or _served_model(root)
-                # No key is sent unless the user names the variable holding one (local servers need none).
-                self._backends[key] = make_backend(f"openai:{model}", base_url=root,
-                                                   api_key_env=choice.api_key_env or None, max_retries=1)
+                model = choice.model or _served_model(root, self.api_key_env)
+                # Built directly: make_backend drops a None api_key_env, and the backend's default
+                # would then send $OPENAI_API_KEY to whatever server was picked.
+                self._backends[key] = OpenAIHTTPBackend(model, base_url=root, api_key_env=self.api_key_env, max_retries=1)
             else:
                 self._backends[key] = make_backend("tiny")
         return self._backends[key]

@@ -125,6 +125,7 @@ class Run:
     texts_note: str = ""
     _texts: dict[str, ItemTexts] | None = None
     _metrics: dict[str, Any] | None = None
+    _length: dict[str, Any] | None = None
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -147,6 +148,29 @@ class Run:
                                policy=self.results.get("parse_failure_policy", "wrong"), num_resamples=0)["metrics"]
         except (TypeError, ValueError):  # rows the scorer cannot read: the file's own figures are all there is
             return written
+
+    @property
+    def length(self) -> dict[str, Any]:
+        """The run's length-controlled metrics (``{name: {"value", "low", "high", "num_items"}}``, the
+        scorer's :data:`~judgetrain.evaluation.scoring.LENGTH_METRICS`, lengths in characters): as written,
+        or, for a pairwise results.json written before them, its rows scored again (point values, no
+        intervals); empty for other kinds or rows the scorer cannot read."""
+        if self._length is None:
+            written = self.results.get("length")
+            self._length = dict(written["metrics"]) if written else self._length_rescored()
+        return self._length
+
+    def _length_rescored(self) -> dict[str, Any]:
+        from judgetrain.evaluation import ItemResult
+        from judgetrain.evaluation.scoring import length_metrics
+
+        if self.kind != "pairwise":
+            return {}
+        try:
+            rows = [ItemResult.from_dict(row) for row in self.rows]
+            return length_metrics(rows, self.results.get("parse_failure_policy", "wrong"), num_resamples=0, seed=0)["metrics"]
+        except (TypeError, ValueError):  # rows the scorer cannot read: no length figures to show
+            return {}
 
     @property
     def name(self) -> str:

@@ -315,7 +315,7 @@ def test_playground_export_dir_says_what_the_client_says(browse_url, browser, ex
     browser.find_element(By.ID, "answer_a").send_keys(answer_a)
     browser.find_element(By.ID, "answer_b").send_keys(answer_b)
     Select(browser.find_element(By.ID, "kind")).select_by_value("export")
-    browser.find_element(By.ID, "target").send_keys(str(out))
+    browser.find_element(By.ID, "export_dir").send_keys(str(out))
     assert browser.find_element(By.ID, "max_new_tokens").get_attribute("value") == "", "empty: the card's budget"
     browser.find_element(By.ID, "judge").click()
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "outcome") or d.find_elements(By.ID, "error"))
@@ -346,7 +346,7 @@ def test_playground_over_served_judges(exported_judge):
     served, served_thread = start_server(str(out), "127.0.0.1", 0, batch_size=2)
     bare, bare_thread = start_server("tiny", "127.0.0.1", 0, batch_size=2)
     served_url, bare_url = (f"http://127.0.0.1:{s.server_address[1]}" for s in (served, bare))
-    playground = Playground()
+    playground = Playground(allowed_base_urls=[served_url, bare_url])
     try:
         local = playground.judge(question, answers, JudgeChoice(kind="export", target=str(out)))
         remote = playground.judge(question, answers, JudgeChoice(kind="url", target=served_url))
