@@ -18,8 +18,10 @@
 
 The headline metric is the benchmark's own: 3-way accuracy for PandaLM (ties count), Auto-J's
 agreement (correct in both orders, ties count), accuracy for LLMBar. The last lines are
-``pandalm_accuracy``, ``pandalm_majority``, ``pandalm_length``, ``pandalm_consistency`` and
-``autoj_agreement``. Everything is also written to ``--out``/quality.json.
+``pandalm_accuracy``, ``pandalm_majority``, ``pandalm_length``, ``pandalm_consistency``,
+``autoj_agreement``, ``pandalm_length_balanced`` (the trained judge's length_balanced_accuracy on PandaLM:
+the longer-answer rule scores 0.5 on it) and ``autoj_length`` (the longer-answer baseline on Auto-J).
+Everything is also written to ``--out``/quality.json.
 
 Every timed stage (each prep command, training, each judged benchmark) also prints its CPU share: the
 CPU seconds it used over its wall seconds times this machine's cores. Near 1 the stage had the machine;
@@ -145,7 +147,8 @@ def evaluate(benchmark: str, judge, data_dir: Path) -> dict:
     started, cpu_started = time.perf_counter(), time.process_time()
     result = run_benchmark(benchmark, judge=judge, data_dir=data_dir, num_resamples=NUM_RESAMPLES)
     metrics = result.results["metrics"]
-    return {"metrics": metrics, **timing(time.perf_counter() - started, time.process_time() - cpu_started)}
+    return {"metrics": metrics, "length": result.results.get("length"),
+            **timing(time.perf_counter() - started, time.process_time() - cpu_started)}
 
 
 def baselines(benchmark: str, data_dir: Path) -> dict:
@@ -156,8 +159,10 @@ def baselines(benchmark: str, data_dir: Path) -> dict:
     samples = spec.load(None, data_dir)
     gold = [s.labels[spec.label_key].winner for s in samples]
     majority = Counter(gold).most_common(1)[0][0]
-    lengths = [[sum(len(t) for t in a.turns) for a in s.answers] for s in samples]
-    longer = ["A" if a > b else "B" if b > a else "tie" for a, b in lengths]
+    from judgetrain.evaluation.rows import answer_lengths
+
+    # The scorer's rule and unit (characters, a tie on equal lengths), as its length metrics use.
+    longer = [m.longer_answer(*answer_lengths(s)) for s in samples]
     return {
         "majority_class": majority,
         "majority": m.estimate_rate(np.array([float(g == majority) for g in gold]), num_resamples=NUM_RESAMPLES).to_dict(),
@@ -300,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{fmt(figures.get('parse_failure_rate'))}")
         print(f"  {'majority class (' + str(base['majority_class']) + ')':<28} {fmt(base['majority']):<28} {'—':<18} 0.000")
         print(f"  {'longer answer wins':<28} {fmt(base['length']):<28} {'1.000':<18} 0.000")
+        length = (entry["after"].get("length") or {}).get("metrics")
+        if length:
+            print(f"  after training, by length (characters): balanced {fmt(length['length_balanced_accuracy'])} (the longer "
+                  f"answer: 0.500), controlled agreement {fmt(length['length_controlled_agreement'])}, picks the longer "
+                  f"answer {fmt(length['judge_picked_longer_rate'])} (labels {fmt(length['label_picked_longer_rate'])})")
     if results["curve"]:
         print(f"\nlearning curve ({CURVE_BENCHMARK} {HEADLINE[CURVE_BENCHMARK]}):")
         for fraction, estimate in results["curve"].items():
@@ -313,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     autoj = results["benchmarks"].get("autoj-pairwise")
     if autoj:
         print(f"autoj_agreement: {autoj['after']['metrics']['both_orders_agreement']['value']:.3f}")
+    if pandalm:
+        print(f"pandalm_length_balanced: {pandalm['after']['length']['metrics']['length_balanced_accuracy']['value']:.3f}")
+    if autoj:
+        print(f"autoj_length: {autoj['baselines']['length']['value']:.3f}")
     return 0
 
 

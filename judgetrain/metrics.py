@@ -388,6 +388,194 @@ def correlations(predicted_scores: Sequence[float | None], gold_scores: Sequence
     return result
 
 
+# --- answer length -----------------------------------------------------------------------------
+
+LENGTH_UNIT = "characters"
+"""The unit of every answer length here: characters of the answer text, all turns together. It needs no
+tokenizer, so a predictions file and a model judge are measured alike, and it is the unit of alpaca_eval's
+length control (``output.str.len()``) and of the "longer answer wins" baseline."""
+
+LENGTH_SPLITS = ("longer_won", "shorter_won", "equal_length")
+"""``longer_won``: the answers differ in length and the label names the longer one; ``shorter_won``: it
+names the shorter one; ``equal_length``: both answers are equally long (whatever the label). An item with
+answers of different lengths and a tie label is in none of them."""
+
+LENGTH_CONTROL_C = 100.0
+"""Inverse strength of the L2 penalty of the length-controlled fit (sklearn's ``C``): alpaca_eval's
+``fit_LogisticRegressionCV`` default. It keeps the fit finite when the verdicts follow the label or the
+length exactly (separable data, where the unpenalised fit has no maximum)."""
+
+AnswerLengths = Sequence[int]
+"""The two answers' lengths of one pairwise item, in :data:`LENGTH_UNIT`, in the sample's order."""
+
+
+def _check_lengths(lengths: Sequence[AnswerLengths]) -> None:
+    for i, pair in enumerate(lengths):
+        if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in pair):
+            raise ValueError(f"lengths[{i}]: expected the two answers' lengths in {LENGTH_UNIT} (two non-negative "
+                             f"integers), got {pair!r}; build rows with row_of_sample so the lengths come from the sample")
+
+
+def longer_answer(length_a: int, length_b: int) -> str:
+    """The verdict of the rule "the longer answer wins": ``"A"`` when the first answer is longer, ``"B"``
+    when the second is, ``"tie"`` when they are equally long."""
+    return "A" if length_a > length_b else "B" if length_b > length_a else "tie"
+
+
+def length_split_per_item(gold: Sequence[str], lengths: Sequence[AnswerLengths]) -> list[str | None]:
+    """Each item's :data:`LENGTH_SPLITS` name, or None for different lengths with a tie label."""
+    _same_length(gold=gold, lengths=lengths)
+    _check_winners(gold, "gold", allow_none=False)
+    _check_lengths(lengths)
+    out: list[str | None] = []
+    for g, (a, b) in zip(gold, lengths):
+        longer = longer_answer(a, b)
+        if longer == "tie":
+            out.append("equal_length")
+        elif g == "tie":
+            out.append(None)
+        else:
+            out.append("longer_won" if g == longer else "shorter_won")
+    return out
+
+
+def correct_in_length_split_per_item(predicted: Sequence[Winner], gold: Sequence[str], lengths: Sequence[AnswerLengths],
+                                     split: str, policy: str = "wrong") -> np.ndarray:
+    """:func:`correct_per_item` on the items of length split ``split`` (:data:`LENGTH_SPLITS`), NaN on the
+    others: its mean is the accuracy on the items the longer answer won, the shorter one won, or of equal
+    length. A parse failure is wrong (``wrong``) or dropped (``exclude``) as for the accuracy."""
+    if split not in LENGTH_SPLITS:
+        raise ValueError(f"unknown length split {split!r}; use one of {LENGTH_SPLITS}")
+    correct = correct_per_item(predicted, gold, policy)
+    in_split = np.array([s == split for s in length_split_per_item(gold, lengths)], dtype=bool)
+    return np.where(in_split, correct, np.nan)
+
+
+def mean_of_rates(*per_item: np.ndarray) -> float | None:
+    """The unweighted mean of several rates (each the mean of its per-item values, NaN = excluded);
+    None when any of them has no items. A balanced accuracy is this mean over its splits."""
+    rates = [_rate(np.asarray(values, dtype=float)) for values in per_item]
+    if not rates or any(r is None for r in rates):
+        return None
+    return float(np.mean(rates))
+
+
+def length_balanced_accuracy(predicted: Sequence[Winner], gold: Sequence[str], lengths: Sequence[AnswerLengths],
+                             policy: str = "wrong") -> float | None:
+    """The mean of the accuracy where the longer answer won and the accuracy where the shorter one won.
+
+    The rule "the longer answer wins" scores 1 on the first split and 0 on the second, so exactly 0.5
+    whatever the share of items the longer answer won: above 0.5 a judge knows something length does
+    not. Equal lengths and tie labels on different lengths enter neither split. None when a split is
+    empty. judgetrain's own (no upstream figure), a balanced accuracy over the two length splits."""
+    return mean_of_rates(*(correct_in_length_split_per_item(predicted, gold, lengths, split, policy)
+                           for split in ("longer_won", "shorter_won")))
+
+
+def picked_longer_per_item(winners: Sequence[Winner], lengths: Sequence[AnswerLengths]) -> np.ndarray:
+    """1.0 where a decided winner (A or B) is the longer answer, 0.0 where it is the shorter one; NaN for
+    a tie, a parse failure (None) or two answers of equal length. Its mean over the judge's verdicts is
+    the share of decided verdicts that go to the longer answer; over the labels, the labels' own share."""
+    _same_length(winners=winners, lengths=lengths)
+    _check_winners(winners, "winners")
+    _check_lengths(lengths)
+    out = np.full(len(winners), np.nan)
+    for i, (w, (a, b)) in enumerate(zip(winners, lengths)):
+        longer = longer_answer(a, b)
+        if w in ("A", "B") and longer != "tie":
+            out[i] = float(w == longer)
+    return out
+
+
+def length_control_inputs(predicted: Sequence[Winner], gold: Sequence[str], lengths: Sequence[AnswerLengths],
+                          policy: str = "wrong") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the judge's preference for A, whether the label is A, length of A minus length of B) of the items
+    the length-controlled agreement is fitted on: those labelled A or B, less the parse failures under
+    ``exclude``.
+
+    The preference is 1 for a verdict A, 0 for B and 0.5 for a tie (alpaca_eval's preference for a
+    draw); a parse failure under ``wrong`` is the verdict against the label (0 when the label is A, 1
+    when it is B), so it counts against the judge as it does in the accuracy."""
+    check_policy(policy)
+    _same_length(predicted=predicted, gold=gold, lengths=lengths)
+    _check_winners(predicted, "predicted")
+    _check_winners(gold, "gold", allow_none=False)
+    _check_lengths(lengths)
+    preference, label_is_a, difference = [], [], []
+    for p, g, (a, b) in zip(predicted, gold, lengths):
+        if g == "tie" or (p is None and policy == "exclude"):
+            continue
+        preference.append(({"A": 1.0, "B": 0.0, "tie": 0.5}[p]) if p is not None else float(g == "B"))
+        label_is_a.append(g == "A")
+        difference.append(float(a - b))
+    return np.array(preference, dtype=float), np.array(label_is_a, dtype=bool), np.array(difference, dtype=float)
+
+
+def _length_control_fit(preference: np.ndarray, design: np.ndarray, start: np.ndarray | None) -> np.ndarray:
+    """Weights of the penalised logistic fit of ``preference`` (fractions in [0, 1]) on ``design``."""
+    from scipy.optimize import minimize
+
+    def probability(weights: np.ndarray) -> np.ndarray:
+        return np.exp(-np.logaddexp(0.0, -(design @ weights)))
+
+    def loss(weights: np.ndarray) -> float:
+        logits = design @ weights
+        # Cross-entropy of a fractional target: softplus(logit) - target * logit, summed over items.
+        return float(np.sum(np.logaddexp(0.0, logits) - preference * logits)) + weights @ weights / (2 * LENGTH_CONTROL_C)
+
+    def gradient(weights: np.ndarray) -> np.ndarray:
+        return design.T @ (probability(weights) - preference) + weights / LENGTH_CONTROL_C
+
+    def hessian(weights: np.ndarray) -> np.ndarray:
+        p = probability(weights)
+        return (design * (p * (1 - p))[:, None]).T @ design + np.eye(design.shape[1]) / LENGTH_CONTROL_C
+
+    # Three weights and a smooth, strictly convex objective: Newton steps converge in a few iterations,
+    # which keeps a thousand bootstrap refits to seconds.
+    x0 = np.zeros(design.shape[1]) if start is None else start
+    return minimize(loss, x0, jac=gradient, hess=hessian, method="Newton-CG").x
+
+
+def length_controlled_agreement_of(preference: np.ndarray, label_is_a: np.ndarray, length_difference: np.ndarray, *,
+                                   start: np.ndarray | None = None) -> tuple[float | None, np.ndarray | None]:
+    """(the length-controlled agreement, the fitted weights) from :func:`length_control_inputs`; ``start``
+    the weights to start the fit from (a bootstrap resample starts from the full fit)."""
+    num_items = len(preference)
+    if num_items == 0:
+        return None, None
+    # alpaca_eval standardises the length difference by its standard deviation (pandas' ddof=1) and
+    # squashes it with tanh, so a few very long answers do not dominate the fit.
+    spread = float(np.std(length_difference, ddof=1)) if num_items > 1 else 0.0
+    squashed = np.tanh(length_difference / spread) if spread > 0 else np.zeros(num_items)
+    # No intercept (alpaca_eval: fit_intercept=False): one weight per label class plays its part.
+    design = np.column_stack([label_is_a, ~label_is_a, squashed]).astype(float)
+    weights = _length_control_fit(preference, design, start)
+    # Read at length difference 0: P(verdict A) = sigmoid(weight of the item's label class).
+    prefer_a = np.exp(-np.logaddexp(0.0, -(design[:, :2] @ weights[:2])))
+    agreement = np.where(label_is_a, prefer_a, 1.0 - prefer_a)
+    return float(agreement.mean()), weights
+
+
+def length_controlled_agreement(predicted: Sequence[Winner], gold: Sequence[str], lengths: Sequence[AnswerLengths],
+                                policy: str = "wrong") -> float | None:
+    """The judge's agreement with the label when both answers are equally long, in the manner of
+    AlpacaEval's length-controlled win rate.
+
+    Anchor: alpaca_eval ``src/alpaca_eval/metrics/glm_winrate.py`` ``get_length_controlled_winrate``
+    (Dubois et al. 2024, "Length-Controlled AlpacaEval"): a logistic GLM of the annotator's preference
+    on the model terms and ``tanh(delta_len / std(delta_len))``, without intercept, read with the length
+    term at 0 and averaged over the items. Here, on the items labelled A or B
+    (:func:`length_control_inputs`): ``P(judge prefers A) = sigmoid(w_A [label A] + w_B [label B] +
+    w_len tanh(d / std(d)))`` with ``d`` the length of A minus the length of B in characters, fitted on
+    the fractional preference (a tie is 0.5) with an L2 penalty ``|w|^2 / (2 C)``, ``C`` =
+    :data:`LENGTH_CONTROL_C` (alpaca_eval: L1, ``C`` chosen by cross-validation); the figure is the mean
+    over those items of the predicted probability, at ``d = 0``, of the verdict the label gives:
+    ``sigmoid(w_A)`` for an item labelled A, ``1 - sigmoid(w_B)`` for one labelled B. A judge that
+    follows only the label is near 1; one that follows only the length (on labels that do not
+    depend on it) is near 0.5. None without items."""
+    return length_controlled_agreement_of(*length_control_inputs(predicted, gold, lengths, policy))[0]
+
+
 # --- both orders into one vote ----------------------------------------------------------------
 
 def combine_orders(predicted: Winner, predicted_swapped: Winner) -> Winner:

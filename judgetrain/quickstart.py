@@ -12,7 +12,10 @@
 4. evaluate the trained checkpoint the same way, beside the majority-class and longer-answer-wins baselines;
 5. export it (safetensors + judge card), serve it on 127.0.0.1 with ``judgetrain serve`` and judge
    one example through ``Judge.from_card(URL)``;
-6. print the summary table; ``OUT/report.md`` and ``OUT/results.json`` hold it.
+6. print the summary table; ``OUT/report.md`` and ``OUT/results.json`` hold it, with 95% intervals, the
+   length-controlled metrics of every row, and whether the trained judge beat each baseline (the lower end
+   of its interval above the baseline's figure). The last two lines printed are ``quickstart_after:`` (the
+   trained judge's accuracy with its interval) and ``quickstart_majority:``.
 
 Two kinds of judge (``--kind``):
 
@@ -201,14 +204,47 @@ QUICKSTART_METRICS = ("accuracy", "combined_accuracy", "consistency", "parse_fai
 """The columns of the quickstart table, named and defined as in :mod:`judgetrain.evaluation.scoring`."""
 
 
+def scored(judgments: Sequence[Judgment], samples: Sequence[JudgeSample], *, num_resamples: int = 0) -> dict[str, Any]:
+    """The evaluation scorer's whole result for the both-orders ``judgments`` against the human label
+    (a parse failure counts as wrong): :data:`QUICKSTART_METRICS` with ``num_resamples`` bootstrap
+    resamples for their intervals, and the length-controlled metrics under ``length``."""
+    from judgetrain.evaluation import rows_from_judgments, score_items
+
+    rows = rows_from_judgments(samples, judgments, label_key=GOLD_LABELS)
+    return score_items(rows, kind="pairwise", metrics=QUICKSTART_METRICS, num_resamples=num_resamples)
+
+
 def score(judgments: Sequence[Judgment], samples: Sequence[JudgeSample]) -> dict[str, Any]:
     """:data:`QUICKSTART_METRICS` of the both-orders ``judgments`` against the human label, from the
     evaluation scorer (a parse failure counts as wrong)."""
-    from judgetrain.evaluation import rows_from_judgments, score_items, value_of
+    from judgetrain.evaluation import value_of
 
-    rows = rows_from_judgments(samples, judgments, label_key=GOLD_LABELS)
-    result = score_items(rows, kind="pairwise", metrics=QUICKSTART_METRICS, num_resamples=0)
+    result = scored(judgments, samples)
     return {"num_items": len(samples), **{key: value_of(result, key) for key in QUICKSTART_METRICS}}
+
+
+def baseline_verdicts(train: Sequence[JudgeSample], held_out: Sequence[JudgeSample]) -> dict[str, list[str]]:
+    """Each baseline's verdict on every held-out item: the majority class (the commonest training
+    label) and "the longer answer wins" (in characters, a tie on equal lengths: the rule and unit of
+    :mod:`judgetrain.metrics`' length metrics)."""
+    from judgetrain import metrics
+    from judgetrain.evaluation.rows import answer_lengths
+
+    majority = Counter(gold_winner(s) for s in train).most_common(1)[0][0]
+    return {f"majority class ({majority})": [majority] * len(held_out),
+            "longer answer wins": [metrics.longer_answer(*answer_lengths(s)) for s in held_out]}
+
+
+def baseline_scored(held_out: Sequence[JudgeSample], verdicts: Sequence[str], *, num_resamples: int = 0) -> dict[str, Any]:
+    """The evaluation scorer's result for a baseline's ``verdicts`` (one order: a rule has no order to swap)."""
+    from judgetrain.evaluation import row_of_sample, score_items
+
+    rows = []
+    for sample, verdict in zip(held_out, verdicts):
+        row = row_of_sample(sample, label_key=next(k for k in GOLD_LABELS if k in sample.labels))
+        row.orders, row.verdict, row.raw_texts, row.parse_failures, row.template = ["original"], verdict, [verdict], [None], "baseline"
+        rows.append(row)
+    return score_items(rows, kind="pairwise", metrics=QUICKSTART_METRICS, num_resamples=num_resamples)
 
 
 def baselines(train: Sequence[JudgeSample], held_out: Sequence[JudgeSample]) -> dict[str, dict[str, Any]]:
@@ -216,18 +252,16 @@ def baselines(train: Sequence[JudgeSample], held_out: Sequence[JudgeSample]) -> 
     from judgetrain import metrics
 
     gold = [gold_winner(s) for s in held_out]
-    majority = Counter(gold_winner(s) for s in train).most_common(1)[0][0]
-    longer = ["A" if len(s.answers[0].text) > len(s.answers[1].text) else "B" if len(s.answers[1].text) > len(s.answers[0].text)
-              else "tie" for s in held_out]
-    majority_accuracy = metrics.accuracy([majority] * len(gold), gold)
+    (majority_name, majority), (longer_name, longer) = baseline_verdicts(train, held_out).items()
+    majority_accuracy = metrics.accuracy(majority, gold)
     longer_accuracy = metrics.accuracy(longer, gold)
     return {
         # One label for every item: no order was shown, so there is no consistency to measure.
-        f"majority class ({majority})": {"accuracy": majority_accuracy, "combined_accuracy": majority_accuracy,
-                                         "consistency": None, "parse_failure_rate": 0.0},
+        majority_name: {"accuracy": majority_accuracy, "combined_accuracy": majority_accuracy,
+                        "consistency": None, "parse_failure_rate": 0.0},
         # The longer answer stays the longer one when the two are swapped: consistent by construction.
-        "longer answer wins": {"accuracy": longer_accuracy, "combined_accuracy": longer_accuracy, "consistency": 1.0,
-                               "parse_failure_rate": 0.0},
+        longer_name: {"accuracy": longer_accuracy, "combined_accuracy": longer_accuracy, "consistency": 1.0,
+                      "parse_failure_rate": 0.0},
     }
 
 
@@ -304,16 +338,61 @@ def _write_json(path: Path, content: Any) -> None:
 # --- the report --------------------------------------------------------------------------------
 
 
-def _cell(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
+def _cell(value: float | None, interval: Sequence[float | None] | None = None) -> str:
+    if value is None:
+        return "—"
+    if interval is None or interval[0] is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
-def summary_table(rows: dict[str, dict[str, Any]]) -> str:
-    """The markdown table of :data:`QUICKSTART_METRICS` per row."""
+def summary_table(rows: dict[str, dict[str, Any]], intervals: dict[str, dict[str, list[float | None]]] | None = None) -> str:
+    """The markdown table of :data:`QUICKSTART_METRICS` per row, each value with its 95% interval when
+    ``intervals[row][metric]`` gives one."""
+    intervals = intervals or {}
     lines = ["| judge | " + " | ".join(QUICKSTART_METRICS) + " |", "|---" * (len(QUICKSTART_METRICS) + 1) + "|"]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_cell(row[key]) for key in QUICKSTART_METRICS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cell(row[key], intervals.get(name, {}).get(key)) for key in QUICKSTART_METRICS) + " |")
     return "\n".join(lines)
+
+
+def intervals_of(result: dict[str, Any]) -> dict[str, list[float | None]]:
+    """``{metric: [low, high]}`` of the :data:`QUICKSTART_METRICS` in a scorer result."""
+    return {key: [est["low"], est["high"]] for key, est in result["metrics"].items() if key in QUICKSTART_METRICS}
+
+
+def length_table(length: dict[str, dict[str, Any]]) -> str:
+    """The markdown table of the length-controlled metrics (one row per judge, value and 95% interval)."""
+    from judgetrain.evaluation.scoring import LENGTH_METRICS
+
+    lines = ["| judge | " + " | ".join(LENGTH_METRICS) + " |", "|---" * (len(LENGTH_METRICS) + 1) + "|"]
+    for name, section in length.items():
+        cells = [_cell(est["value"], [est["low"], est["high"]]) for est in (section["metrics"][key] for key in LENGTH_METRICS)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def beats(estimate: dict[str, Any], figure: float | None) -> bool:
+    """Whether a judge beat a baseline: the lower end of its 95% interval is above the baseline's figure."""
+    return estimate.get("low") is not None and figure is not None and estimate["low"] > figure
+
+
+def verdict_sentence(accuracy: dict[str, Any], baseline_rows: dict[str, dict[str, Any]], after_length: dict[str, Any]) -> str:
+    """One sentence on whether the trained judge (its accuracy estimate ``accuracy``) beat each baseline,
+    and one on whether its length_balanced_accuracy beat the longer-answer rule's 0.5."""
+    def named(baseline: str) -> str:
+        return baseline.replace("majority class (", "the majority class ").rstrip(")") if baseline.startswith("majority") \
+            else f'"the {baseline}"'
+
+    said = [f"{'beats' if beats(accuracy, row['accuracy']) else 'is not shown to beat'} {named(name)} ({row['accuracy']:.3f})"
+            for name, row in baseline_rows.items()]
+    balanced = after_length["metrics"]["length_balanced_accuracy"]
+    length_said = ("Its length_balanced_accuracy is not defined here (a length split is empty)." if balanced["value"] is None else
+                   f"Its length_balanced_accuracy, {_cell(balanced['value'], [balanced['low'], balanced['high']])}, "
+                   f"{'is' if beats(balanced, 0.5) else 'is not shown to be'} above the 0.500 of \"the longer answer wins\".")
+    return (f"The trained judge's accuracy, {_cell(accuracy['value'], [accuracy['low'], accuracy['high']])}, "
+            + " and ".join(said) + " (beating a baseline means the lower end of the 95% interval is above its figure). "
+            + length_said)
 
 
 def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
@@ -388,13 +467,24 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
                       if served.both_orders is not None else None}
     _say(f"[quickstart] served judge at {url}: {example.id} -> {served.winner} (human: {gold_winner(example)})")
 
-    # 6. the report
-    rows = {"before training": before, "after training": after, **baselines(train_samples, held_out)}
-    table = summary_table(rows)
+    # 6. the report: every figure with its 95% bootstrap interval, and the length-controlled metrics
+    from judgetrain.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, LENGTH_UNIT
+
+    baseline_rows = baselines(train_samples, held_out)
+    rows = {"before training": before, "after training": after, **baseline_rows}
+    full = {"before training": scored(before_judgments, held_out, num_resamples=DEFAULT_BOOTSTRAP_RESAMPLES),
+            "after training": scored(after_judgments, held_out, num_resamples=DEFAULT_BOOTSTRAP_RESAMPLES)}
+    for name, verdicts in baseline_verdicts(train_samples, held_out).items():
+        full[name] = baseline_scored(held_out, verdicts, num_resamples=DEFAULT_BOOTSTRAP_RESAMPLES)
+    intervals = {name: intervals_of(result_of) for name, result_of in full.items()}
+    length = {name: result_of["length"] for name, result_of in full.items()}
+    after_accuracy = full["after training"]["metrics"]["accuracy"]
+    table = summary_table(rows, intervals)
     results = {
         "model": size.model, "kind": size.kind, "template": template, "tie_margin": tie_margin, "num_train": len(train_samples), "num_eval": len(held_out),
         "train_steps": result.global_step, "train_loss": result.train_loss, "train_seconds": train_seconds,
-        "rows": rows, "served_example": served_example, "export_dir": str(export_dir), "run_dir": str(run_dir),
+        "rows": rows, "intervals": intervals, "length_unit": LENGTH_UNIT, "length": length,
+        "served_example": served_example, "export_dir": str(export_dir), "run_dir": str(run_dir),
         "wall_seconds": time.perf_counter() - started,
     }
     _write_json(out / "results.json", results)
@@ -405,15 +495,26 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
               f"orders against the majority vote of 3 human annotators (a parse failure counts as wrong). `accuracy` is the "
               f"original order's verdict; `combined_accuracy` the verdict of both orders (a disagreement between them is a "
               f"tie); `consistency` the share of items with the same verdict in both orders (definitions: "
-              f"judgetrain.evaluation.scoring).\n\n{table}\n\n"
+              f"judgetrain.evaluation.scoring). Brackets hold 95% percentile bootstrap intervals over the items "
+              f"({DEFAULT_BOOTSTRAP_RESAMPLES} resamples).\n\n{table}\n\n"
+              f"{verdict_sentence(after_accuracy, baseline_rows, length['after training'])}\n\n"
+              f"## Length\n\nAnswer length in {LENGTH_UNIT} of the answer text. The accuracy where the longer answer "
+              f"won, where the shorter one won and on equal lengths; their balanced mean (exactly 0.5 for \"the longer "
+              f"answer wins\"); the share of decided verdicts (and of the labels) naming the longer answer; and the "
+              f"agreement read at equal lengths from a logistic fit, as AlpacaEval's length-controlled win rate "
+              f"(definitions: judgetrain.evaluation.scoring).\n\n{length_table(length)}\n\n"
               f"Trained {result.global_step} steps in {train_seconds:.0f} s. Export: `{export_dir}`. "
               f"Wall time {results['wall_seconds']:.0f} s.\n")
     (out / "report.md").write_text(report, encoding="utf-8")
     _say("\n" + table + "\n")
     _say(f"[quickstart] done in {results['wall_seconds']:.0f} s. Report: {out / 'report.md'}; results: {out / 'results.json'}; "
          f"judge: {export_dir}")
+    majority_name = next(name for name in baseline_rows if name.startswith("majority class"))
+    _say(f"quickstart_after: {_cell(after_accuracy['value'], [after_accuracy['low'], after_accuracy['high']])}")
+    _say(f"quickstart_majority: {_cell(baseline_rows[majority_name]['accuracy'])}")
     return results
 
 
 __all__ = ["configure", "run", "quickstart", "Size", "FULL", "FULL_GENERATIVE", "TINY", "TINY_GENERATIVE", "FORMAT", "KINDS", "build_data", "read_shipped",
-           "score", "baselines", "summary_table", "QUICKSTART_METRICS"]
+           "score", "scored", "baselines", "baseline_verdicts", "baseline_scored", "summary_table", "length_table", "beats",
+           "verdict_sentence", "QUICKSTART_METRICS"]

@@ -26,9 +26,17 @@ POLICY_TEXT = {
 }
 
 
+def input_truncation_counts(rows: Sequence[Any]) -> dict[str, int]:
+    """How many items, and judge calls, had their input cut to fit the judge's token budget
+    (``input_truncated`` in a call's meta; :mod:`judgetrain.judging.truncation`)."""
+    cut_calls = [[bool(call.get("meta", {}).get("input_truncated")) for call in row.judgments] for row in rows]
+    return {"num_items": sum(1 for calls in cut_calls if any(calls)), "num_calls": sum(sum(calls) for calls in cut_calls)}
+
+
 def results_document(run: EvalRun) -> dict[str, Any]:
     """The content of ``results.json``: every metric with its interval, the policy, versions, config."""
     keys = set(run.results["metrics"]) | {k for g in run.results["groups"].values() for k in g}
+    keys |= set(run.results.get("length", {}).get("metrics", {}))
     return {
         "benchmark": run.benchmark.name,
         "benchmark_version": run.benchmark.version,
@@ -36,6 +44,7 @@ def results_document(run: EvalRun) -> dict[str, Any]:
         "anchor": run.benchmark.anchor,
         "kind": run.benchmark.kind,
         "parse_failure_policy": run.config["parse_failure_policy"],
+        "input_truncated": input_truncation_counts(run.rows),
         **run.results,
         "definitions": {k: definition(k) for k in sorted(keys)},
         "config": run.config,
@@ -67,6 +76,8 @@ def render_markdown(run: EvalRun) -> str:
     lines += [f"- Verdicts: {source}", f"- Data: `{cfg.get('data')}`, {cfg.get('num_items')} items"
               + (f" (limited to {cfg['limit']})" if cfg.get("limit") else ""),
               f"- Parse failures: {POLICY_TEXT[cfg['parse_failure_policy']]}",
+              "- Inputs cut to fit the judge's token budget (question first; `input_truncated` in judgments.jsonl): "
+              "{num_items} items, {num_calls} judge calls".format(**input_truncation_counts(run.rows)),
               f"- Intervals: 95% percentile bootstrap over items, {cfg['bootstrap']['num_resamples']} resamples, seed {cfg['bootstrap']['seed']}",
               "- Rates are fractions in [0, 1]; the overall row is the micro average over items.", ""]
     if "positional_agreement" in res["metrics"]:
@@ -108,12 +119,8 @@ def render_markdown(run: EvalRun) -> str:
                 lines.append(f"- {key}: {_fmt(est['value'])} {_interval(est)} — {definition(key)}")
         if "consistency" not in res["metrics"]:
             lines.append("- position bias: not measured (only one order was judged; give --predictions-swapped)")
-        verbosity = res.get("verbosity", {})
-        if verbosity:
-            lines += ["", "Verbosity (answer length in characters):", ""]
-            for key, est in verbosity.items():
-                lines.append(f"- {key.replace('_', ' ')}: {_fmt(est['value'])} {_interval(est)} over {est['num_items']} items")
         lines.append("")
+        lines += _length_section(res)
     if "win_rates" in res:
         lines += ["## Win rates from the judge's votes (FastChat show_result)", "",
                   "| model | win | loss | tie | win rate | adjusted win rate |", "|---|---|---|---|---|---|"]
@@ -130,9 +137,26 @@ def render_markdown(run: EvalRun) -> str:
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     lines += ["## Definitions", ""]
-    for key in res["metrics"]:
+    for key in [*res["metrics"], *res.get("length", {}).get("metrics", {})]:
         lines.append(f"- `{key}`: {definition(key)}")
     return "\n".join(lines) + "\n"
+
+
+def _length_section(res: dict[str, Any]) -> list[str]:
+    """The length-controlled metrics: whether the judge knows something answer length does not."""
+    length = res.get("length")
+    if not length:
+        return []
+    lines = ["## Length", "",
+             f"Answer length in {length['unit']} of the answer text (all turns together: no tokenizer, so a predictions "
+             f"file and a model judge are measured alike), original-order verdicts, {length['num_items']} items. The rule "
+             "\"the longer answer wins\" scores exactly 0.5 on length_balanced_accuracy: above it the judge knows something "
+             "length does not. length_controlled_agreement is the agreement with the label read at equal lengths from a "
+             "logistic fit, as AlpacaEval's length-controlled win rate (definitions below).", "",
+             "| metric | value | 95% interval | items |", "|---|---|---|---|"]
+    for key, est in length["metrics"].items():
+        lines.append(f"| {key} | {_fmt(est['value'])} | {_interval(est)} | {est['num_items']} |")
+    return lines + [""]
 
 
 def _parser_modes_section(res: dict[str, Any], mode: str | None) -> list[str]:

@@ -34,7 +34,9 @@ class ItemResult:
     judge gave no aggregate. ``scores``: the grade (grading), the grades of the two answers (grade
     pairs), or the grades a pairwise verdict was read from. ``raw_texts`` / ``parse_failures``: one
     entry per judge call, in ``orders`` order (``original``, ``swapped``; or ``first_answer``,
-    ``second_answer``).
+    ``second_answer``). ``answer_lengths``: each answer's length in characters (all turns together), set
+    by :func:`row_of_sample` from the sample itself, so a predictions file, a model judge and the
+    quickstart are measured alike; the length-controlled metrics split and fit on it (empty: not measured).
     """
 
     id: str
@@ -80,7 +82,9 @@ class ItemResult:
 
 
 def answer_lengths(sample: JudgeSample) -> list[int]:
-    """Each answer's length in characters (all turns together)."""
+    """Each answer's length in characters (all turns together): the unit
+    (:data:`judgetrain.metrics.LENGTH_UNIT`) of the length-controlled metrics and of the "longer answer
+    wins" baselines."""
     return [sum(len(t) for t in a.turns) for a in sample.answers]
 
 

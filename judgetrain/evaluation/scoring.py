@@ -12,6 +12,13 @@ Strict and lenient. Each judge call's raw output is also read again by its forma
 lenient parser (no second generation); the headline metrics of both readings are under
 ``parser_modes`` in the result, beside the metrics of the verdicts the judge itself returned.
 
+Length. A judge can look good by preferring the longer answer, so every pairwise result also holds
+``length`` (:func:`length_metrics`): the accuracy where the longer answer won, where the shorter one
+won and on answers of equal length, their balanced mean (0.5 for "the longer answer wins"), how often
+the judge and the labels pick the longer answer, and the agreement at equal length from a logistic fit
+in the manner of AlpacaEval's length-controlled win rate. Lengths are characters of the answer text
+(:data:`judgetrain.metrics.LENGTH_UNIT`), the unit of the "longer answer wins" baselines too.
+
 The metric names (the table is :data:`METRIC_DEFINITIONS`; each anchor is the upstream code whose
 figure the metric reproduces):
 
@@ -69,6 +76,33 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
     "kendall": ("Kendall tau-b of the judge's grades with the gold grades", "scipy kendalltau"),
     "parse_failure_rate": ("share of judge calls (each order of each item is one call) whose output did not parse",
                            "judgetrain's own"),
+    "accuracy_when_longer_answer_won": ("accuracy (original-order verdict) on the items whose answers differ in length "
+                                        "(characters of the answer text) and whose label names the longer one",
+                                        "judgetrain's own (no upstream figure)"),
+    "accuracy_when_shorter_answer_won": ("accuracy (original-order verdict) on the items whose answers differ in length "
+                                         "(characters) and whose label names the shorter one",
+                                         "judgetrain's own (no upstream figure)"),
+    "accuracy_when_equal_length": ("accuracy (original-order verdict) on the items whose two answers have the same "
+                                   "length in characters, whatever the label",
+                                   "judgetrain's own (no upstream figure)"),
+    "length_balanced_accuracy": ("mean of accuracy_when_longer_answer_won and accuracy_when_shorter_answer_won; the "
+                                 "rule 'the longer answer wins' scores exactly 0.5",
+                                 "judgetrain's own (a balanced accuracy over the two length splits)"),
+    "judge_picked_longer_rate": ("share of the judge's decided original-order verdicts (A or B: not a tie, not a "
+                                 "failure) on answers of different lengths (characters) that name the longer answer",
+                                 "judgetrain's own"),
+    "label_picked_longer_rate": ("share of the gold labels naming a winner (A or B) on answers of different lengths "
+                                 "(characters) that name the longer answer: the accuracy of 'the longer answer wins' "
+                                 "on those items",
+                                 "judgetrain's own"),
+    "length_controlled_agreement": ("on the items labelled A or B, a logistic fit of the judge's preference for A (1 A, "
+                                    "0 B, 0.5 tie; a failure is the verdict against the label under policy wrong) on "
+                                    "[label A], [label B] and tanh(d / std(d)), d = characters of A - characters of B, "
+                                    f"no intercept, L2 penalty with C = {m.LENGTH_CONTROL_C:g}; the mean over those items of the predicted "
+                                    "probability of the label's verdict at d = 0: the agreement when both answers are "
+                                    "equally long",
+                                    "alpaca_eval metrics/glm_winrate.py get_length_controlled_winrate (Dubois et al. "
+                                    "2024, Length-Controlled AlpacaEval), the label in place of the model terms"),
     "num_items": ("number of benchmark items scored", ""),
 }
 """Every metric name the scorer writes: (definition, anchor). ``<name>_gpt4…`` keys are the same
@@ -83,11 +117,12 @@ def definition(key: str) -> str:
 
 
 def _definitions_table() -> str:
-    lines = ["=========================  ==========================================================", "name                       definition — anchor",
-             "=========================  =========================================================="]
+    width = max(len(name) for name in METRIC_DEFINITIONS) + 5  # the name in double backquotes, and a gap
+    rule = "=" * (width - 1) + "  " + "=" * 58
+    lines = [rule, "name".ljust(width) + "definition — anchor", rule]
     for name, (text, anchor) in METRIC_DEFINITIONS.items():
-        lines.append(f"``{name}``".ljust(27) + f"{text}" + (f" — {anchor}" if anchor else ""))
-    lines.append(lines[0])
+        lines.append(f"``{name}``".ljust(width) + f"{text}" + (f" — {anchor}" if anchor else ""))
+    lines.append(rule)
     return "\n".join(lines) + "\n"
 
 
@@ -201,28 +236,49 @@ def _metrics_for(rows: Sequence[ItemResult], kind: str, wanted: Sequence[str] | 
     return {k: v for k, v in est.items() if k in kept or k.split("_gpt4")[0] in kept}
 
 
-def verbosity_split(rows: Sequence[ItemResult], policy: str, num_resamples: int, seed: int) -> dict[str, Any]:
-    """Accuracy split by whether the gold winner is the longer answer (in characters): a judge that
-    favours length is more accurate where the longer answer won. Items with a tie label or two answers
-    of equal length are in neither split. ``judge_picked_longer_rate`` is the share of decisive
-    (A/B) verdicts that picked the longer answer."""
-    longer_won, shorter_won, picked = [], [], []
-    for r in rows:
-        if len(r.answer_lengths) != 2 or r.answer_lengths[0] == r.answer_lengths[1]:
-            continue
-        longer = "A" if r.answer_lengths[0] > r.answer_lengths[1] else "B"
-        if r.verdict in ("A", "B"):
-            picked.append(float(r.verdict == longer))
-        if r.gold_winner not in ("A", "B"):
-            continue
-        (longer_won if r.gold_winner == longer else shorter_won).append(r)
+LENGTH_METRICS = ("accuracy_when_longer_answer_won", "accuracy_when_shorter_answer_won", "accuracy_when_equal_length",
+                  "length_balanced_accuracy", "judge_picked_longer_rate", "label_picked_longer_rate",
+                  "length_controlled_agreement")
+"""The length-controlled metrics of a pairwise run (``result["length"]["metrics"]``), in the order shown."""
 
-    def acc(split: list[ItemResult]) -> dict[str, Any]:
-        per_item = m.correct_per_item([r.verdict for r in split], [r.gold_winner for r in split], policy)
-        return m.estimate_rate(per_item, num_resamples=num_resamples, seed=seed).to_dict()
 
-    return {"accuracy_when_longer_answer_won": acc(longer_won), "accuracy_when_shorter_answer_won": acc(shorter_won),
-            "judge_picked_longer_rate": m.estimate_rate(np.array(picked), num_resamples=num_resamples, seed=seed).to_dict()}
+def length_metrics(rows: Sequence[ItemResult], policy: str, num_resamples: int, seed: int) -> dict[str, Any]:
+    """Whether the judge knows something length does not: :data:`LENGTH_METRICS` with bootstrap
+    intervals, from the original-order verdicts of the rows that carry both answers' lengths (in
+    :data:`judgetrain.metrics.LENGTH_UNIT`, filled by :func:`~judgetrain.evaluation.rows.row_of_sample`).
+
+    ``{"unit": "characters", "num_items": rows with lengths, "metrics": {name: estimate}}``. Each split
+    accuracy resamples its own items, as every rate does; the balanced accuracy resamples the items of
+    both splits together and the length-controlled agreement refits on each resample of its items."""
+    measured = [r for r in rows if len(r.answer_lengths) == 2 and r.gold_winner is not None]
+    verdicts = [r.verdict for r in measured]
+    gold = [r.gold_winner for r in measured]
+    lengths = [r.answer_lengths for r in measured]
+
+    def rate(per_item: np.ndarray) -> m.Estimate:
+        return m.estimate_rate(per_item, num_resamples=num_resamples, seed=seed)
+
+    split = {name: m.correct_in_length_split_per_item(verdicts, gold, lengths, name, policy) for name in m.LENGTH_SPLITS}
+    est = {"accuracy_when_longer_answer_won": rate(split["longer_won"]),
+           "accuracy_when_shorter_answer_won": rate(split["shorter_won"]),
+           "accuracy_when_equal_length": rate(split["equal_length"])}
+    # Only the items of the two splits enter the balanced accuracy, so only they are resampled.
+    in_splits = ~(np.isnan(split["longer_won"]) & np.isnan(split["shorter_won"]))
+    longer, shorter = split["longer_won"][in_splits], split["shorter_won"][in_splits]
+    est["length_balanced_accuracy"] = m.estimate_statistic(lambda idx: m.mean_of_rates(longer[idx], shorter[idx]),
+                                                           len(longer), num_resamples=num_resamples, seed=seed)
+    est["judge_picked_longer_rate"] = rate(m.picked_longer_per_item(verdicts, lengths))
+    est["label_picked_longer_rate"] = rate(m.picked_longer_per_item(gold, lengths))
+    preference, label_is_a, difference = m.length_control_inputs(verdicts, gold, lengths, policy)
+    _, full_fit = m.length_controlled_agreement_of(preference, label_is_a, difference)
+
+    def controlled(idx: np.ndarray) -> float | None:
+        # Each resample starts from the full fit: the same optimum is reached in fewer Newton steps.
+        return m.length_controlled_agreement_of(preference[idx], label_is_a[idx], difference[idx], start=full_fit)[0]
+
+    est["length_controlled_agreement"] = m.estimate_statistic(controlled, len(preference), num_resamples=num_resamples,
+                                                              seed=seed)
+    return {"unit": m.LENGTH_UNIT, "num_items": len(measured), "metrics": {k: est[k].to_dict() for k in LENGTH_METRICS}}
 
 
 def rows_read_by(rows: Sequence[ItemResult], mode: str, kind: str) -> list[ItemResult] | None:
@@ -249,7 +305,7 @@ def score_items(rows: Sequence[ItemResult], *, kind: str = "pairwise", metrics: 
                 group_names: Sequence[str] = (), label_key: str | None = None, policy: str = "wrong",
                 num_resamples: int = m.DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, Any]:
     """Metrics overall (micro average over every item) and per group, with bootstrap intervals, plus
-    the confusion matrix, the verbosity split, (MT-bench) per-model win rates and, when the rows carry
+    the confusion matrix, the length-controlled metrics (``length``, :func:`length_metrics`), (MT-bench) per-model win rates and, when the rows carry
     parser readings, the headline metrics of the strict and the lenient reading (``parser_modes``).
 
     ``kind`` is the rows' kind (pairwise, grading, grade_pair); ``metrics`` the names to report
@@ -269,7 +325,7 @@ def score_items(rows: Sequence[ItemResult], *, kind: str = "pairwise", metrics: 
         result["confusion_matrix"] = m.confusion_matrix([r.verdict for r in rows], [r.gold_winner for r in rows])
         if all(r.both_orders for r in rows) and rows:
             result["confusion_matrix_swapped"] = m.confusion_matrix([r.verdict_swapped for r in rows], [r.gold_winner for r in rows])
-        result["verbosity"] = verbosity_split(rows, policy, num_resamples, seed)
+        result["length"] = length_metrics(rows, policy, num_resamples, seed)
         if metrics is not None and "s1_agreement" in metrics and all(r.both_orders for r in rows):
             matches = [(*(r.meta.get("models") or ["model_a", "model_b"]), r.verdict, r.verdict_swapped) for r in rows]
             result["win_rates"] = m.win_rates(matches)
@@ -285,5 +341,5 @@ def value_of(result: dict[str, Any], key: str) -> float | None:
     return estimate["value"] if estimate is not None else None
 
 
-__all__ = ["METRIC_DEFINITIONS", "definition", "score_items", "rows_read_by", "verbosity_split", "value_of",
+__all__ = ["METRIC_DEFINITIONS", "LENGTH_METRICS", "definition", "score_items", "rows_read_by", "length_metrics", "value_of",
            "HUMAN_JUDGE_PREFIX", "JUDGE_VOTER"]
