@@ -1,10 +1,13 @@
 """Pairwise samples out of single-answer grades: where a source grades several answers to one question
-(the Prometheus MT-bench and Vicuna sets grade 4 answers per question), every two answers to the same
+(the Prometheus MT-bench and Vicuna sets grade 4 answers per question; arena-bench-v1, read by
+``arena_bench``, grades 15 models' answers to each of 300 questions), every two answers to the same
 question become a pairwise sample whose winner comes from the grade difference.
 
 Options:
 
-- ``grades_from``: the source whose reader reads the graded answers (default ``prometheus``).
+- ``grades_from``: the source whose reader reads the graded answers (default ``prometheus``;
+  ``arena_bench`` for arena-bench-v1's GPT-4 1-10 grades: reference-guided pairs, the reference kept on
+  the pair; ``--split train`` / ``heldout`` goes to that reader, which holds out 10% of the questions).
 - ``grade_label``: the label holding the grade (default ``gpt4``; for Prometheus the mean of GPT-4's
   three grades; ``gpt4_1`` takes the first grade alone).
 - ``tie_threshold``: a difference of at most this many points is a tie (default 0: only equal grades tie).
@@ -13,7 +16,8 @@ Options:
 
 Every other option goes to the ``grades_from`` reader (e.g. ``answers=graded`` for ``alpaca_eval``). A
 pair keeps its first answer's ``meta["split_group"]`` when the graded answers carry one, so a held-out
-split made per group never puts two pairs of one question on both sides.
+split made per group never puts two pairs of one question on both sides, and their
+``meta["question_id"]`` when both answers have the same one.
 
 Answers are grouped by question, reference and rubric, in the order the source gives them; a group
 of n answers gives n·(n-1)/2 pairs, the earlier answer as A (swap augmentation handles order). The
@@ -77,7 +81,9 @@ def _pair(first: JudgeSample, second: JudgeSample, score_first: float, score_sec
         turn=turn,
         labels={grade_label: Label(winner=winner, scores=(score_first, score_second), scale=scale)},
         meta={"grades_from": grades_from, "pair_of": [first.id, second.id], "tie_threshold": tie_threshold,
-              **({"split_group": first.meta["split_group"]} if "split_group" in first.meta else {})},
+              **({"split_group": first.meta["split_group"]} if "split_group" in first.meta else {}),
+              **({"question_id": first.meta["question_id"]}
+                 if "question_id" in first.meta and first.meta["question_id"] == second.meta.get("question_id") else {})},
     )
 
 

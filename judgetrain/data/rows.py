@@ -10,6 +10,7 @@ the :class:`ReadReport`); nothing is dropped silently.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -177,7 +178,7 @@ def iter_rows(
 
 
 def iter_file_rows(path: str | os.PathLike, *, report: ReadReport, on_bad_row: str = "error") -> Iterator[RawRow]:
-    """The rows of one local JSONL, JSON (array, or JSON lines) or parquet file."""
+    """The rows of one local JSONL (or gzip-compressed ``.jsonl.gz``), JSON (array, or JSON lines) or parquet file."""
     path = Path(path)
     report.add_input_file(path)
     if path.suffix == ".parquet":
@@ -200,7 +201,8 @@ def _bad_row(report: ReadReport, on_bad_row: str, where: str, reason: str, detai
 
 def _iter_jsonl(path: Path, report: ReadReport, on_bad_row: str) -> Iterator[RawRow]:
     origin = path.name.split(".")[0]
-    with path.open("rb") as f:
+    # A ``.jsonl.gz`` file is read through gzip, line by line, like a plain one (the packaged data ships so).
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
         # Bytes in, so json.loads decodes UTF-8 itself and an undecodable line is one bad row,
         # not an exception out of the file iterator.
         for line_number, line in enumerate(f, start=1):

@@ -22,10 +22,13 @@ Output contracts and parsing:
   and a stated verdict without double brackets ("Final verdict: **A**.", "verdict: [B]").
 - single: ``[[rating]]`` on 1-10, e.g. "Rating: [[5]]". Strict is FastChat's main pattern
   ``\\[\\[(\\d+\\.?\\d*)\\]\\]`` (so "Rating: [[7.5]]" reads 7.5, as in FastChat); lenient adds
-  spaces inside the brackets, "Rating: 7.5" / "Rating: **7**" / "Rating: 7/10", and FastChat's
-  fallback pattern ``\\[(\\d+\\.?\\d*)\\]`` (single brackets: lenient because it also matches a
-  citation like "[1]"). Two different ratings are a ParseFailure (FastChat takes the first); a
-  rating outside 1-10 is a ParseFailure (FastChat would keep it).
+  spaces inside the brackets, "Rating: 7.5" / "Rating: **7**" / "Rating: 7/10", a labelled fraction
+  of ten ending the critique ("The assistant's response: 9/10."), and FastChat's fallback pattern
+  ``\\[(\\d+\\.?\\d*)\\]`` (single brackets) only as the critique's last word, since anywhere else
+  it reads an index or a citation ("balls[2]", "[1]") as a grade. Two different ratings are a
+  ParseFailure (FastChat takes the first); a rating outside 1-10 is a ParseFailure (FastChat would
+  keep it). Strict and lenient together read every grade form of arena-bench-v1's 4,500 GPT-4
+  critiques (``tests/unit/test_arena_grades.py``).
 
 Both prompts spell the verdict tokens out ("[[A]]" if assistant A is better, … ; "[[rating]]", for
 example: "Rating: [[5]]"). That instruction is removed from the output before parsing, so a judge
@@ -216,10 +219,16 @@ _PAIR_LENIENT = (
 _PAIR_WINNER = {"A": "A", "B": "B", "C": "tie", "TIE": "tie"}
 
 _SINGLE_STRICT = re.compile(r"\[\[(\d+\.?\d*)\]\]")  # FastChat's one_score_pattern
+# What may follow a grade that ends the critique: spaces, markdown, quotes, a full stop.
+_CLOSING = r"[\s*_`\"'.!)]*\Z"
 _SINGLE_LENIENT = (
     re.compile(r"\[\[\s*(\d+\.?\d*)\s*\]\]"),
     re.compile(r"rating\s*[:：]\s*[*_`\s]*\[?\s*(\d+(?:\.\d+)?)\s*\]?[*_`]*(?:\s*/\s*10)?", re.IGNORECASE),
-    re.compile(r"\[(\d+\.?\d*)\]"),  # FastChat's one_score_pattern_backup
+    # FastChat's one_score_pattern_backup ([x]), read only as the critique's last word: anywhere else a
+    # single-bracketed number is far more often an index or a citation ("balls[2]", "[1]") than a grade.
+    re.compile(r"(?<![\w\]])\[(\d+(?:\.\d+)?)\]" + _CLOSING),
+    # A grade stated as a fraction of ten after a label, ending the critique: "The assistant's response: 9/10."
+    re.compile(r"[:：]\s*[*_`\"']*(\d+(?:\.\d+)?)\s*/\s*10" + _CLOSING),
 )
 
 

@@ -38,7 +38,7 @@ def raw_rows(path: Path) -> list[dict]:
 def test_every_registered_source_has_a_reader():
     sources = plugins.names(plugins.READERS)
     assert set(sources) == {"judgelm", "alpaca_eval", "autoj", "pandalm", "prometheus", "llmbar", "judgebench", "mtbench", "jsonl",
-                            "pairs-from-grades"}
+                            "pairs-from-grades", "arena_bench"}
     for name in sources:
         module = plugins.reader(name)
         assert module.__name__.startswith("judgetrain_data_prep."), name
@@ -270,6 +270,31 @@ def test_mtbench_human_judgments_fixture():
     assert samples[5].meta["judge"] == "gpt-4/pair-v2-multi-turn"
     assert samples[0].question == ("Compose a two-line poem about the sea.", "Now rewrite it so that every line starts with the letter S.")
     assert samples[0].answers[1].turns == ("Waves.", "Sea waves.")
+
+
+def _gpt4_pair_rows(winners: list[str]) -> list[dict]:
+    """Rows shaped like the ``gpt4_pair`` split of lmsys/mt_bench_human_judgments: the fixture's GPT-4
+    row (judge ``["gpt-4", "pair-v2-multi-turn"]``) once per winner."""
+    gpt4_row = raw_rows(FIXTURES / "mt_bench_human_judgments_sample.jsonl")[5]
+    return [{**gpt4_row, "question_id": 81 + i, "winner": winner} for i, winner in enumerate(winners)]
+
+
+def test_mtbench_gpt4_pair_inconsistent_tie_is_a_tie_of_its_kind(tmp_path):
+    # GPT-4's two orders disagreed: FastChat counts "tie (inconsistent)" as a tie.
+    path = tmp_path / "gpt4_pair.jsonl"
+    rows = _gpt4_pair_rows(["tie (inconsistent)", "model_a", "tie", "tie (bothbad)", "model_b"])
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    samples, report = read("mtbench", path)
+    assert report.rows_read == 5 and report.rows_skipped == 0
+    assert [s.labels["gpt4"].winner for s in samples] == ["tie", "A", "tie", "tie", "B"]
+    assert [s.meta.get("tie_kind") for s in samples] == ["inconsistent", None, None, "bothbad", None]
+
+
+def test_mtbench_vote_winner_neither_a_model_nor_a_tie_names_file_line_and_field(tmp_path):
+    path = tmp_path / "gpt4_pair.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _gpt4_pair_rows(["tie (inconsistent)", "model_c"])))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}:2: winner: expected one of 'model_a', 'model_b', 'tie'.*got 'model_c'"):
+        read("mtbench", path)
 
 
 # --- JudgeLM -------------------------------------------------------------------------------------

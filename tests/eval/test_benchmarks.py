@@ -83,7 +83,8 @@ def test_registry_is_complete_and_formats_exist():
 
     assert set(BENCHMARKS) == {
         "pandalm-test", "autoj-pairwise", "llmbar-natural", "llmbar-adversarial", "llmbar-mtbench", "judgebench-gpt4o",
-        "judgebench-claude", "prometheus-mtbench", "prometheus-vicuna", "hhh-alignment", "judgelm-val", "mtbench-human"}
+        "judgebench-claude", "prometheus-mtbench", "prometheus-vicuna", "hhh-alignment", "judgelm-val", "mtbench-human",
+        "arena-bench-heldout"}
     for name in BENCHMARKS:
         bench = get_benchmark(name)
         assert bench.name == name
