@@ -33,6 +33,7 @@ ATTENTION_CHOICES = ("sdpa", "flash_attention_2", "eager")
 METHOD_CHOICES = ("full", "lora")
 KIND_CHOICES = ("generative", "reward")
 LONG_PAIRS_CHOICES = ("truncate", "drop")
+LENGTH_BALANCE_CHOICES = ("none", "resample", "weight")
 SCHEDULE_CHOICES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                     "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay")
 FSDP_SHARDING_CHOICES = ("full_shard", "shard_grad_op")
@@ -106,6 +107,17 @@ class DataConfig:
     an optimizer step: one packed row with ``packing`` (its capacity grows to the longest pair), else
     consecutive rows, which needs optim.per_device_batch_size × optim.gradient_accumulation_steps even.
     Excludes online augmentation (``swap_probability`` > 0, ``p_include_reference`` < 1)."""
+    length_balance: str = "none"
+    """Make answer length alone unable to lower the loss (a GPT-4-labelled pair's longer answer usually
+    wins): the training pairs with a winner are split by whether the winner is the longer answer, in
+    characters of the answer text (pairs of equal length, ties and single-answer samples stay as they
+    are). none: train on the pool as drawn (the counts are still recorded); resample: after the
+    mixture, the swap augmentation and the pair-symmetric twins, the larger side is subsampled, seeded
+    by optim.seed, to the size of the smaller (every pair is still seen once per epoch; a pair's two
+    orders are kept or left out together); weight (``kind: reward`` only): every pair is kept and the
+    Bradley-Terry loss is a weighted mean in which both sides weigh the same. The counts (and what was
+    left out, or the weights) are in the run's data summary under ``length_balance``
+    (``judgetrain.data.length_balance``). Held-out pairs are never balanced."""
     held_out_fraction: float = 0.0
     """Fraction of the samples kept out of training for the held-out loss and the judge-agreement
     evaluation, seeded by ``meta["split_group"]`` (a reader's group), else ``meta["pair_id"]`` (both
@@ -539,6 +551,10 @@ def validate(config: TrainConfig) -> None:
     if config.data.long_pairs != "truncate" and config.kind != "reward":
         raise ValueError(f"data.long_pairs={config.data.long_pairs} applies to kind=reward; a generative run shortens "
                          "answers to fit data.max_seq_len (judgetrain.data.tokenize): leave it at truncate")
+    _choice("data.length_balance", config.data.length_balance, LENGTH_BALANCE_CHOICES)
+    if config.data.length_balance == "weight" and config.kind != "reward":
+        raise ValueError("data.length_balance=weight weighs the per-pair loss of kind=reward; a generative run's loss is "
+                         "normalised over judgment tokens, not pairs: use data.length_balance=resample")
     _range("data.swap_probability", config.data.swap_probability, 0.0, 1.0)
     _range("data.p_include_reference", config.data.p_include_reference, 0.0, 1.0)
     _range("data.held_out_fraction", config.data.held_out_fraction, 0.0, 0.5)

@@ -29,6 +29,12 @@ whole. The two orders of a pair always share an optimizer step: packed, they sha
 couples (rows 2k and 2k+1: the two orders of a pair, or two single-answer samples) and
 :class:`EpochSeededPairGroupedSampler` keeps each couple adjacent at an even position, with
 per_device_batch_size × gradient_accumulation_steps even (checked by the config).
+
+Length balance (``data.length_balance``, :mod:`judgetrain.data.length_balance`): once the token rows
+of every dir are known (so a sample left out for not fitting ``max_seq_len`` cannot unbalance the
+pool again), the pairs whose target's winner is the longer answer and those whose winner is the
+shorter are balanced over the whole training pool: ``resample`` subsamples the larger side, keeping
+both orders of a pair together. The counts go into the data summary (``stats["length_balance"]``).
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from judgetrain.data.augment import PAIR_ID_KEY, SWAPPED_TWIN_SUFFIX, both_orders, swap
+from judgetrain.data.length_balance import balance_by_length
 from judgetrain.data.prepared import TOKENIZED_DIR, Manifest
 from judgetrain.train.config import DataConfig
 from judgetrain.types import JudgeSample
@@ -348,6 +355,26 @@ def _couple_order(unit_sizes: list[int]) -> tuple[list[int], list[int]]:
     return order, units
 
 
+def target_winner(format_name: str | None, target_label: str | None) -> Callable[[JudgeSample], str | None]:
+    """The winner (``A``, ``B``, ``tie`` or None) a sample's training target states: that of the label
+    its target is built from (:meth:`judgetrain.formats.base.JudgeFormat.target_label_of` under
+    ``format_name``; without a template, ``labels[target_label]``, else the default label order)."""
+    from judgetrain.formats import DEFAULT_TARGET_LABELS, get
+
+    template = get(format_name) if format_name else None
+
+    def winner_of(sample: JudgeSample) -> str | None:
+        if template is not None:
+            label = template.target_label_of(sample, target_label)
+        elif target_label is not None:
+            label = sample.labels.get(target_label)
+        else:
+            label = sample.label(*DEFAULT_TARGET_LABELS) or sample.label()
+        return label.winner if label is not None else None
+
+    return winner_of
+
+
 def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed: int) -> TrainData:
     """Read, mix, split and tokenize the prepared dirs of ``config`` into :class:`TrainData`."""
     import datasets
@@ -369,6 +396,8 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
             "data.p_include_reference re-draw the augmentation every epoch; set data.swap_probability=0 and "
             "data.p_include_reference=1 (drop references at prep time: judgetrain prep --pair-symmetric --p-include-reference P)"
         )
+    if config.length_balance == "weight":
+        raise ValueError("data.length_balance=weight applies to kind=reward (a per-pair loss); use data.length_balance=resample")
     manifests = {spec.path: Manifest.read(spec.path) for spec in config.datasets}
     format_name = config.format or _manifest_format(manifests)
     target_label = config.target_label or _manifest_target_label(manifests)
@@ -379,6 +408,7 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
     pair_symmetric = config.pair_symmetric
     unit_sizes: list[int] = []  # pair-symmetric: the rows of each training unit, in row order over all dirs
     eval_unit_sizes: list[int] = []
+    pool_samples: list[JudgeSample] = []  # the sample of every training row, in row order over all dirs
     for index, spec in enumerate(config.datasets):
         samples = read_samples(spec.path)
         if not samples:
@@ -413,6 +443,8 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
                 rows, counts = _rows_for(chosen, tokenized, format_name, tokenizer, config.max_seq_len, config.num_proc, spec.path,
                                          target_label=target_label)
             train_parts.append(rows)
+            by_id = {s.id: s for s in chosen}
+            pool_samples.extend(by_id[sample_id] for sample_id in rows["id"])
             entry.update(counts)
             if out and pair_symmetric:
                 eval_rows, sizes, _ = _pair_rows(pair_units(out), tokenized, format_name, tokenizer, config.max_seq_len,
@@ -436,6 +468,11 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
             p_include_reference=config.p_include_reference, seed=seed, target_label=target_label,
         )
         stats["num_skipped_online"] = len(train_dataset.skipped)
+        # Balanced on the samples that fit: the online swap never changes a pair's side.
+        balance = balance_by_length(train_dataset.samples, target_winner(format_name, target_label),
+                                    mode=config.length_balance, seed=seed)
+        train_dataset.samples = [train_dataset.samples[i] for i in balance.row_indices]
+        stats["length_balance"] = balance.stats
         eval_rows = None
         if held_out:
             eval_rows, _ = _rows_for(held_out, None, format_name, tokenizer, config.max_seq_len, config.num_proc, "held-out",
@@ -444,6 +481,12 @@ def build_train_data(config: DataConfig, tokenizer, *, tokenizer_name: str, seed
         data.train_dataset, data.online = train_dataset, True
     else:
         train_rows = datasets.concatenate_datasets(train_parts)
+        balance = balance_by_length(pool_samples, target_winner(format_name, target_label), mode=config.length_balance,
+                                    seed=seed, unit_sizes=unit_sizes if pair_symmetric else None)
+        train_rows = balance.apply_to_rows(train_rows)
+        stats["length_balance"] = balance.stats
+        if pair_symmetric:
+            unit_sizes = balance.unit_sizes
         if len(train_rows) == 0:
             raise ValueError(f"no training rows are left (every sample was held out or does not fit data.max_seq_len="
                              f"{config.max_seq_len}); lower data.held_out_fraction or raise data.max_seq_len")
@@ -515,4 +558,4 @@ def rows_to_train_data(train_rows, tokenizer, *, packing: bool, max_seq_len: int
 
 
 __all__ = ["EpochSeededLengthGroupedSampler", "EpochSeededPairGroupedSampler", "TrainData", "build_train_data",
-           "rows_to_train_data", "is_held_out", "mixed_indices", "pair_units", "split_key"]
+           "rows_to_train_data", "is_held_out", "mixed_indices", "pair_units", "split_key", "target_winner"]
