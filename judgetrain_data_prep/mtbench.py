@@ -16,24 +16,29 @@
   tie (bothbad)), ``judge``, ``conversation_a`` / ``conversation_b`` (the messages of each
   conversation: ``{"role": "user" | "assistant", "content": …}``), ``turn``. Each row is one
   sample with ``turn`` set and one label: ``"gpt4"`` when the judge is GPT-4, else ``"human"``, with
-  the judge id in ``meta["judge"]``; "tie (bothbad)" is a tie, recorded in ``meta["tie_kind"]``.
-  Rows are kept one per vote (several judges can vote on the same pair and turn).
+  the judge id in ``meta["judge"]``. As in FastChat's ``compute_agreement.py``, every winner that
+  contains "tie" is a tie: "tie (bothbad)" (a human found both answers bad) and "tie (inconsistent)"
+  (the ``gpt4_pair`` split: GPT-4's two orders disagreed); the kind is kept in ``meta["tie_kind"]``
+  (``"bothbad"``, ``"inconsistent"``). Rows are kept one per vote (several judges can vote on the
+  same pair and turn).
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from judgetrain.data.fields import RowError, require, require_choice, require_text
+from judgetrain.data.fields import RowError, require, require_text
 from judgetrain.data.rows import RawRow, ReadReport, convert_rows, is_local, iter_file_rows, iter_rows, parse_rows
 from judgetrain.types import Answer, JudgeSample, Label
 
 SOURCE = "mtbench"
 NEED_REF_CATS = ("math", "reasoning", "coding")
 """FastChat's categories whose judge prompt shows the GPT-4 reference answer (llm_judge/common.py)."""
-WINNER_OF_VOTE = {"model_a": "A", "model_b": "B", "tie": "tie", "tie (bothbad)": "tie"}
+WINNER_OF_VOTE = {"model_a": "A", "model_b": "B", "tie": "tie"}
+"""The winners a vote names outright; any other winner containing "tie" is a tie too (:func:`vote_winner`)."""
 
 
 # --- FastChat question + model answer files ------------------------------------------------------
@@ -137,6 +142,24 @@ def read_fastchat(
 # --- lmsys/mt_bench_human_judgments --------------------------------------------------------------
 
 
+def vote_winner(value: Any, name: str = "winner") -> tuple[str, str | None]:
+    """(``"A"`` | ``"B"`` | ``"tie"``, the tie kind) of an MT-bench vote's winner field ``name``.
+
+    FastChat counts every winner containing "tie" as a tie (``convertvote`` in
+    ``compute_agreement.py``), so "tie (bothbad)" and "tie (inconsistent)" are ties of kind
+    ``"bothbad"`` and ``"inconsistent"``; another form containing "tie" is its own kind, and a plain
+    "tie" has none (None). Anything else outside ``model_a`` / ``model_b`` raises RowError naming
+    the field and the value."""
+    if isinstance(value, str) and value in WINNER_OF_VOTE:
+        return WINNER_OF_VOTE[value], None
+    if isinstance(value, str) and "tie" in value:
+        named = re.fullmatch(r"tie \((.+)\)", value.strip())
+        return "tie", named.group(1) if named else value
+    allowed = ", ".join(repr(k) for k in WINNER_OF_VOTE)
+    raise RowError("label out of range", f"{name}: expected one of {allowed} or a tie kind such as "
+                                         f"'tie (bothbad)', got {value!r:.80}")
+
+
 def _conversation(row: dict[str, Any], name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     messages = require(row, name)
     if not isinstance(messages, list) or not messages:
@@ -172,13 +195,12 @@ def convert_judgment(raw: RawRow, report: ReadReport) -> JudgeSample:
     turn = require(row, "turn")
     if isinstance(turn, bool) or not isinstance(turn, int) or not 1 <= turn <= len(user_a):
         raise RowError("label out of range", f"turn: expected a turn number in 1..{len(user_a)}, got {turn!r}")
-    winner_value = require_text(row, "winner")
-    winner = require_choice(row, "winner", WINNER_OF_VOTE)
+    winner, tie_kind = vote_winner(require_text(row, "winner"))
     judge = _judge_id(require(row, "judge"))
     label_key = "gpt4" if "gpt-4" in judge.lower() or "gpt4" in judge.lower() else "human"
     meta: dict[str, Any] = {"question_id": require(row, "question_id"), "judge": judge}
-    if winner_value == "tie (bothbad)":
-        meta["tie_kind"] = "bothbad"
+    if tie_kind is not None:
+        meta["tie_kind"] = tie_kind
     return JudgeSample(
         id=f"{SOURCE}:{raw.origin}:{raw.line_number}",
         source=SOURCE,

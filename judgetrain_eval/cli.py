@@ -1,9 +1,15 @@
 """``judgetrain eval``: score a judge, or a file of verdicts, on a benchmark; compare runs.
 
-    judgetrain eval --benchmark NAME --judge CHECKPOINT_DIR|EXPORT_DIR|openai:MODEL|tiny [--format NAME] [--limit N] --out DIR
+    judgetrain eval --benchmark NAME --judge CHECKPOINT_DIR|EXPORT_DIR|openai:MODEL|tiny [--format NAME] [--limit N]
+                    [--cache FILE | --no-cache] --out DIR
     judgetrain eval --benchmark NAME --predictions FILE [--predictions-swapped FILE] [--label-map SPEC] --out DIR
     judgetrain eval compare RUN_DIR [RUN_DIR ...]
     judgetrain eval --list
+
+A judge's calls go through the result cache (default OUT/judge-cache.sqlite), each stored as it
+finishes: a killed run started again with the same --out pays for no call twice, and a repeated run
+costs nothing. Use --no-cache after retraining a checkpoint in place (its path, which the cache keys
+on, has not changed).
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ HELP = "evaluate a judge or a predictions file on a benchmark"
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from judgetrain.judging.cache import CACHE_FILE_NAME, run_cache_path
 from judgetrain.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, PARSE_FAILURE_POLICIES
 
 
@@ -43,6 +51,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="judge generation budget (default: the judge card's, else the judging default)")
     parser.add_argument("--base-url", help="openai:MODEL judges: the API root up to /v1 (a vLLM or judgetrain serve server)")
     parser.add_argument("--api-key-env", help="openai:MODEL judges: the environment variable holding the API key")
+    parser.add_argument("--cache", help=f"--judge: result cache file (default OUT/{CACHE_FILE_NAME}; finished calls are never repeated)")
+    parser.add_argument("--no-cache", action="store_true", help="--judge: do not use a result cache")
     parser.add_argument("--out", help="run directory to write results.json, judgments.jsonl, report.md and plots into")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--print-json", action="store_true", help="print the headline metrics as one JSON object")
@@ -74,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     from judgetrain_eval.report import write_run
     from judgetrain_eval.runner import run_benchmark
 
+    if args.predictions and (args.cache or args.no_cache):
+        raise ValueError("--cache and --no-cache go with --judge: a predictions file makes no calls")
+    cache = run_cache_path(args.cache, no_cache=args.no_cache, default=Path(args.out) / CACHE_FILE_NAME) if args.judge else None
     options = {"scenario_groups": args.scenario_groups} if args.scenario_groups else None
     result = run_benchmark(
         args.benchmark, judge=args.judge, predictions=args.predictions, predictions_swapped=args.predictions_swapped,
@@ -81,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         format_name=args.format_name, policy=args.parse_failures, num_resamples=args.bootstrap_resamples,
         seed=args.seed, max_new_tokens=args.max_new_tokens, options=options,
         backend_options={"base_url": args.base_url, "api_key_env": args.api_key_env} if args.judge and args.judge.startswith("openai:") else None,
+        cache=cache,
     )
     out = write_run(result, args.out, plots=not args.no_plots)
     if args.print_json:
@@ -90,4 +104,9 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={v['value']:.3f}" for k, v in metrics.items() if k != "num_items" and v["value"] is not None)
         print(f"{args.benchmark}: {int(metrics['num_items']['value'])} items; {shown}")
         print(f"wrote {out}/results.json, judgments.jsonl, report.md")
+        if args.judge:
+            calls = [call for row in result.rows for call in row.judgments]
+            num_cached = sum(1 for call in calls if (call.get("meta") or {}).get("cached"))
+            used_cache = result.config.get("result_cache")
+            print(f"calls: {len(calls)} " + (f"({num_cached} from the result cache {used_cache})" if used_cache else "(no result cache)"))
     return 0

@@ -175,7 +175,8 @@ def versions() -> dict[str, str]:
 
 
 def judge_factory(judge_spec: str, base_format: str | None, benchmark: Benchmark, *, max_new_tokens: int | None = None,
-                  backend_options: dict[str, Any] | None = None, card: JudgeCard | None = None):
+                  backend_options: dict[str, Any] | None = None, card: JudgeCard | None = None,
+                  cache: str | Path | None = None):
     """(a function giving the Judge for a sample, the backend) for ``judge_spec`` (checkpoint dir,
     export dir, ``openai:MODEL`` or ``tiny``).
 
@@ -185,16 +186,28 @@ def judge_factory(judge_spec: str, base_format: str | None, benchmark: Benchmark
     card's (see :func:`card_judge_factory`). Any other judge: one backend, one Judge per template the
     samples need (``base_format``, default the benchmark's); pairwise templates run both orders with
     disagreement kept as "inconsistent", so each order's own verdict is scored; grade pairs use the
-    template on each answer alone."""
+    template on each answer alone.
+
+    ``cache`` (a result-cache file, :mod:`judgetrain.judging.cache`) puts the result cache in front of
+    the backend: every finished call is stored as it arrives, so a killed run that is started again
+    pays for no call twice. A reward judge's scores are not generations and are not cached."""
     if card is not None or is_export_dir(judge_spec):
         return card_judge_factory(judge_spec, benchmark, format_name=base_format, max_new_tokens=max_new_tokens,
-                                  batch_size=(backend_options or {}).get("batch_size"), card=card)
+                                  batch_size=(backend_options or {}).get("batch_size"), card=card, cache=cache)
     from judgetrain import formats
     from judgetrain.judging import Judge, default_decoding, make_backend
+    from judgetrain.judging.cache import CachingBackend
 
     base_format = base_format or benchmark.default_format
     formats.get(base_format)  # an unknown template is a user error before any model loads
     backend = make_backend(judge_spec, **(backend_options or {}))
+    if cache is not None:
+        # One cache in front of the one backend that every template's Judge shares.
+        try:
+            backend = CachingBackend(backend, cache)
+        except BaseException:
+            backend.close()  # a cache that cannot be opened must not leave the model loaded
+            raise
     judges: dict[str, Any] = {}
 
     def judge_for(sample: JudgeSample):
@@ -215,14 +228,16 @@ def is_export_dir(judge_spec: str) -> bool:
 
 
 def card_judge_factory(export_dir: str, benchmark: Benchmark, *, format_name: str | None = None,
-                       max_new_tokens: int | None = None, batch_size: int | None = None, card: JudgeCard | None = None):
+                       max_new_tokens: int | None = None, batch_size: int | None = None, card: JudgeCard | None = None,
+                       cache: str | Path | None = None):
     """(a function giving the Judge for a sample, its backend) for an export dir: the judge
     ``Judge.from_card(export_dir)`` builds, through the same function.
 
     ``format_name`` may only name the card's own template (the one the judge was trained on);
     ``max_new_tokens`` replaces the card's generation budget. A sample the benchmark renders with a
     variant of the card's template (MT-bench turn 2: its ``-multi-turn`` twin) gets a Judge of that
-    variant with the same backend and the card's settings. A reward card gives its RewardJudge."""
+    variant with the same backend and the card's settings. A reward card gives its RewardJudge.
+    ``cache``: the result-cache file in front of the backend (not used by a reward judge)."""
     from judgetrain.client import judge_from_card
     from judgetrain.judging import Judge
 
@@ -232,7 +247,10 @@ def card_judge_factory(export_dir: str, benchmark: Benchmark, *, format_name: st
                          "(the one the judge was trained on); drop --format")
     if max_new_tokens is not None and card.kind != "reward":
         card = card.with_decoding(max_new_tokens=max_new_tokens)
-    judge = judge_from_card(Judge, export_dir, card=card, **({"batch_size": batch_size} if batch_size else {}))
+    options: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
+    if cache is not None and card.kind != "reward":
+        options["cache"] = cache  # the Judge wraps its backend; the variants below share that wrapper
+    judge = judge_from_card(Judge, export_dir, card=card, **options)
     if card.kind == "reward":
         return (lambda sample: judge), judge.backend
     judges: dict[str, Any] = {card.template: judge}
@@ -252,11 +270,16 @@ def run_benchmark(name: str, *, judge: str | Any | None = None, predictions: str
                   format_name: str | None = None, policy: str = "wrong",
                   num_resamples: int = m.DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0,
                   max_new_tokens: int | None = None, options: dict[str, Any] | None = None,
-                  backend_options: dict[str, Any] | None = None) -> EvalRun:
+                  backend_options: dict[str, Any] | None = None, cache: str | Path | None = None) -> EvalRun:
     """Load benchmark ``name``, get verdicts from ``judge`` (a spec string or a built Judge) or from
-    ``predictions``, and score them. Exactly one of ``judge`` and ``predictions`` must be given."""
+    ``predictions``, and score them. Exactly one of ``judge`` and ``predictions`` must be given.
+    ``cache``: a result-cache file for the judge a spec string builds (see :func:`judge_factory`);
+    a built Judge brings its own (``Judge(..., cache=...)``)."""
     if (judge is None) == (predictions is None):
         raise ValueError("give exactly one of --judge (run a judge) and --predictions (score a file)")
+    if cache is not None and not isinstance(judge, str):
+        raise ValueError("a result cache goes with --judge SPEC (a built Judge takes its own cache=); "
+                         "drop --cache or run a judge")
     if predictions is None and (predictions_swapped is not None or label_map is not None):
         raise ValueError("--predictions-swapped and --label-map go with --predictions")
     if limit is not None and limit < 1:
@@ -284,12 +307,13 @@ def run_benchmark(name: str, *, judge: str | Any | None = None, predictions: str
             card = read_card(judge) if is_export_dir(judge) else None
             chosen = card.template if card is not None else format_name or benchmark.default_format
             judge_for, backend = judge_factory(judge, format_name, benchmark, max_new_tokens=max_new_tokens,
-                                               backend_options=backend_options, card=card)
+                                               backend_options=backend_options, card=card, cache=cache)
             try:
                 rows = rows_from_judge(benchmark, samples, judge_for)
             finally:
                 backend.close()
-            config.update(judge=judge, backend=getattr(backend, "name", ""), model=getattr(backend, "model_id", ""))
+            config.update(judge=judge, backend=getattr(backend, "name", ""), model=getattr(backend, "model_id", ""),
+                          result_cache=str(cache) if cache is not None and (card is None or card.kind != "reward") else None)
             if card is not None:
                 written = card.to_dict()
                 config["judge_card"] = {"path": str(card_path(judge)),

@@ -29,6 +29,9 @@ from judgetrain.judging.backends.base import Backend, Completion, Request
 CACHE_ENV = "JUDGETRAIN_RESULT_CACHE"
 """Environment variable naming the default result-cache file (used when a CLI is given no --cache)."""
 
+CACHE_FILE_NAME = "judge-cache.sqlite"
+"""The file name of a judging run's result cache when none is given (``judgetrain judge``, ``judgetrain eval``)."""
+
 _SCHEMA_VERSION = 1
 """Bumped when the key recipe or the stored completion layout changes, so old rows are not misread."""
 
@@ -73,7 +76,7 @@ class ResultCache:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         if self.path.is_dir():
-            raise ValueError(f"--cache {self.path} is a directory; give a file path such as {self.path / 'judge-cache.sqlite'}")
+            raise ValueError(f"--cache {self.path} is a directory; give a file path such as {self.path / CACHE_FILE_NAME}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
@@ -121,6 +124,17 @@ class ResultCache:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def run_cache_path(cache: str | os.PathLike[str] | None, *, no_cache: bool, default: Path) -> Path | None:
+    """The result-cache file a command's run uses, from its ``--cache`` and ``--no-cache`` flags:
+    ``cache`` when given, else ``default``; None (no cache) with ``no_cache``. Giving both is a
+    ValueError: the run would silently ignore one of them."""
+    if no_cache:
+        if cache is not None:
+            raise ValueError(f"--cache {cache} and --no-cache contradict each other; drop one of them")
+        return None
+    return Path(cache) if cache is not None else default
 
 
 def _yields_one_by_one(backend: Backend) -> bool:

@@ -54,10 +54,11 @@ def read_samples(path: str | os.PathLike[str], limit: int | None = None) -> list
 
 
 def default_cache_path() -> Path:
+    from judgetrain.judging.cache import CACHE_ENV, CACHE_FILE_NAME
     from judgetrain.models import cache_dir
 
-    env = os.environ.get("JUDGETRAIN_RESULT_CACHE")
-    return Path(env) if env else cache_dir() / "judge-cache.sqlite"
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else cache_dir() / CACHE_FILE_NAME
 
 
 def _backend_options(args: argparse.Namespace) -> dict:
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from judgetrain import formats
     from judgetrain.judging.backends import make_backend
     from judgetrain.judging.backends.base import Decoding
+    from judgetrain.judging.cache import run_cache_path
     from judgetrain.judging.judge import Judge, default_decoding, summarize
 
     for name in ("batch_size", "max_new_tokens", "limit"):
@@ -106,10 +108,10 @@ def run(args: argparse.Namespace) -> int:
         fmt.check_sample(sample)  # a sample the template cannot show fails before any model loads
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    cache = run_cache_path(args.cache, no_cache=args.no_cache, default=default_cache_path())
     spec = {"hf": f"hf:{args.model}", "vllm": f"vllm:{args.model}", "openai": f"openai:{args.model}"}[args.backend]
     backend = make_backend(spec, **_backend_options(args))
     decoding: Decoding = default_decoding(fmt, stop_at_verdict=not args.full_judgment, max_new_tokens=args.max_new_tokens)
-    cache = None if args.no_cache else (args.cache or default_cache_path())
     judge = Judge(fmt, backend, decoding, both_orders=args.both_orders, disagreement_policy=args.disagreement,
                   cache=cache, strict=args.strict, stop_at_verdict=not args.full_judgment, progress=not args.no_progress)
     tmp = out.with_name(f".{out.name}.partial")

@@ -2,7 +2,9 @@
 paper's Table 2 (FastChat ``compute_agreement.py``), with :func:`judgetrain.metrics.mtbench_agreement`.
 
 Human votes: a file (or hub id, split ``human``) of ``lmsys/mt_bench_human_judgments`` rows; only the
-``expert_*`` judges count as "human" (FastChat leaves the ``author_*`` votes out); "tie (bothbad)" is a tie.
+``expert_*`` judges count as "human" (FastChat leaves the ``author_*`` votes out). As in FastChat,
+every winner containing "tie" is a tie: "tie (bothbad)" in the human votes, "tie (inconsistent)" (the
+two orders disagreed) in the ``gpt4_pair`` split.
 
 Judge votes, from any of:
 
@@ -29,7 +31,6 @@ from judgetrain.metrics import Vote
 HUMAN = "human"
 JUDGE = "judge"
 EXPERT_PREFIX = "expert"
-HUMAN_WINNERS = {"model_a": "A", "model_b": "B", "tie": "tie", "tie (bothbad)": "tie"}
 PAIR_WINNERS = {"model_1": "A", "model_2": "B", "tie": "tie", "error": None}
 
 
@@ -56,6 +57,9 @@ def human_votes(source: str) -> list[Vote]:
 def judge_votes(path: str | Path, human: Sequence[Vote], *, judge_name: str | None = None,
                 tie_delta: float = TIE_DELTA) -> list[Vote]:
     """The judge's votes read from a judgment file of any of the three kinds (see the module doc)."""
+    from judgetrain_data_prep.mtbench import vote_winner
+    from judgetrain.data.fields import RowError
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--judgments {path}: no such file")
@@ -77,10 +81,7 @@ def judge_votes(path: str | Path, human: Sequence[Vote], *, judge_name: str | No
             for name in ("question_id", "model_1", "model_2", "g2_winner"):
                 if name not in row:
                     raise ValueError(f"{where}: missing field {name!r} of a FastChat pairwise judgment row")
-            try:
-                g1, g2 = PAIR_WINNERS[row["g1_winner"]], PAIR_WINNERS[row["g2_winner"]]
-            except KeyError as err:
-                raise ValueError(f"{where}: winner {err.args[0]!r} is not one of {sorted(PAIR_WINNERS)}") from None
+            g1, g2 = (_pair_winner(row[name], where, name) for name in ("g1_winner", "g2_winner"))
             votes.append(Vote(row["question_id"], row["model_1"], row["model_2"], turn, JUDGE,
                               metrics.combine_orders(g1, g2)))
         elif "score" in row:
@@ -91,9 +92,14 @@ def judge_votes(path: str | Path, human: Sequence[Vote], *, judge_name: str | No
         elif "winner" in row:
             if str(row.get("judge", "")).startswith(("expert", "author")):
                 continue  # the human votes of a human-judgment file are not the judge's
-            if row["winner"] not in HUMAN_WINNERS:
-                raise ValueError(f"{where}: winner {row['winner']!r} is not one of {sorted(HUMAN_WINNERS)}")
-            votes.append(Vote(row["question_id"], row["model_a"], row["model_b"], turn, JUDGE, HUMAN_WINNERS[row["winner"]]))
+            for name in ("question_id", "model_a", "model_b"):
+                if name not in row:
+                    raise ValueError(f"{where}: missing field {name!r} of a human-judgment schema row")
+            try:
+                winner, _ = vote_winner(row["winner"])
+            except RowError as err:
+                raise ValueError(f"{where}: {err}") from None
+            votes.append(Vote(row["question_id"], row["model_a"], row["model_b"], turn, JUDGE, winner))
         else:
             raise ValueError(f"{where}: not a judgment row: expected g1_winner/g2_winner (pairwise), score (single) "
                              f"or winner (human-judgment schema)")
@@ -111,6 +117,16 @@ def judge_votes(path: str | Path, human: Sequence[Vote], *, judge_name: str | No
                 winner = "A" if s_a > s_b else "B"
             votes.append(Vote(qid, model_a, model_b, turn, JUDGE, winner))
     return votes
+
+
+def _pair_winner(value: Any, where: str, name: str) -> str | None:
+    """The vote of one order of a FastChat pairwise judgment (None for ``error``); a winner containing
+    "tie" is a tie, as FastChat counts it."""
+    if isinstance(value, str) and value in PAIR_WINNERS:
+        return PAIR_WINNERS[value]
+    if isinstance(value, str) and "tie" in value:
+        return "tie"
+    raise ValueError(f"{where}: {name} {value!r:.80} is not one of {sorted(PAIR_WINNERS)} (or a tie kind such as 'tie (inconsistent)')")
 
 
 def agreement_table(judge: Sequence[Vote], human: Sequence[Vote], *, turns: Sequence[int] = (1, 2),
