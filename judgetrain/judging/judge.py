@@ -40,7 +40,16 @@ Other meta keys of a Judgment: ``template_version``; ``cached`` (the completion 
 cache, so it cost nothing this run); ``cost_usd`` (when the backend prices calls); ``samples`` (one
 ``{"text", "winner", "scores"}`` per sample when ``decoding.n > 1``, aggregated by majority winner and
 median scores); ``expected_score`` and ``scored_answer`` (for score-valued verdict probabilities: the
-expected first score, and which answer of the sample, 0-based, that score is about).
+expected first score, and which answer of the sample, 0-based, that score is about); ``input_truncated``
+with ``question_tokens_cut``, ``answer_tokens_cut`` (per answer, in the sample's order) and
+``input_budget_tokens`` when the sample did not fit the backend's prompt budget.
+
+Long inputs. With a backend that has a prompt budget (the transformers backend:
+``prompt_token_budget(decoding)``, its ``max_seq_len`` less ``max_new_tokens``), a sample whose prompt
+does not fit is shortened before it is rendered: its question first (start and end kept), its answers
+only when the question is at its floor, both by one cap (:mod:`judgetrain.judging.truncation`; a cut
+answer ends with the training marker :data:`judgetrain.data.tokenize.TRUNCATION_MARKER`). Both orders
+show the same shortened texts. A sample that cannot fit even so is a ValueError naming it.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from judgetrain.formats.base import JudgeFormat
 from judgetrain.judging.backends.base import Backend, Completion, Decoding, Request
+from judgetrain.judging.truncation import InputCut, fit_sample, input_cut_meta
 
 if TYPE_CHECKING:
     from judgetrain.card import JudgeCard
@@ -72,6 +82,14 @@ VERDICT_LINE_MAX_NEW_TOKENS = 32
 
 FULL_JUDGMENT_MAX_NEW_TOKENS = 512
 """Default generation budget when the whole judgment (critique and verdict) is generated."""
+
+def _with_prompt_budget(backend: Backend) -> Any:
+    """The backend (or the one a result cache wraps) that can say how many prompt tokens fit, else None."""
+    for candidate in (backend, getattr(backend, "backend", None)):
+        if candidate is not None and hasattr(candidate, "prompt_token_budget") and hasattr(candidate, "num_prompt_tokens"):
+            return candidate
+    return None
+
 
 def verdict_options(fmt: JudgeFormat) -> dict[str, str] | None:
     """The verdict options whose first-token probabilities a backend can read from one forward pass
@@ -209,6 +227,7 @@ class Judge:
         if self.verdict_options is None and decoding.logprobs:
             decoding = Decoding(**{**decoding.to_dict(), "logprobs": False})
         self.decoding = decoding
+        self._budget_backend = _with_prompt_budget(backend)
         if cache is not None:
             from judgetrain.judging.cache import CachingBackend
 
@@ -248,6 +267,21 @@ class Judge:
             return [sample, _swap_sample(sample)]
         return [sample]
 
+    def fit(self, sample: JudgeSample) -> tuple[JudgeSample, InputCut | None]:
+        """``sample`` shortened (question first) so that every order of it fits the backend's prompt
+        budget, and what was cut; the sample itself and None when it fits or the backend has no budget."""
+        source = self._budget_backend
+        budget = source.prompt_token_budget(self.decoding) if source is not None else None
+        if budget is None:
+            return sample, None
+        from judgetrain.data.tokenize import TRUNCATION_MARKER
+
+        def longest_prompt(candidate: JudgeSample) -> int:
+            return max(source.num_prompt_tokens(self.request(shown).messages) for shown in self.shown_samples(candidate))
+
+        return fit_sample(sample, longest_prompt, source.tokenizer, budget, answer_marker=TRUNCATION_MARKER,
+                          how_to_fit=f"raise the backend's max_seq_len or lower decoding.max_new_tokens ({self.decoding.max_new_tokens})")
+
     def request(self, shown: JudgeSample) -> Request:
         """The chat request for one shown sample (the format's prompt messages, no target)."""
         messages = tuple(self.format.render(shown, include_target=False))
@@ -257,16 +291,17 @@ class Judge:
     def judge(self, samples: Sequence[JudgeSample]) -> list[Judgment]:
         """One Judgment per sample, in order. Every sample is checked against the format before any
         call is made, so a bad sample fails fast (ValueError naming it)."""
-        plan: list[tuple[int, bool]] = []  # (sample index, swapped) per request
+        plan: list[tuple[int, bool, InputCut | None]] = []  # (sample index, swapped, what was cut) per request
         requests: list[Request] = []
         for index, sample in enumerate(samples):
-            for shown in self.shown_samples(sample):
+            fitted, cut = self.fit(sample)
+            for shown in self.shown_samples(fitted):
                 requests.append(self.request(shown))
-                plan.append((index, shown is not sample))
+                plan.append((index, shown is not fitted, cut))
         completions = self._generate(requests)
         per_sample: list[list[Judgment]] = [[] for _ in samples]
-        for (index, swapped), request, completion in zip(plan, requests, completions):
-            per_sample[index].append(self.judgment_of(samples[index], request, completion, swapped=swapped))
+        for (index, swapped, cut), request, completion in zip(plan, requests, completions):
+            per_sample[index].append(self.judgment_of(samples[index], request, completion, swapped=swapped, input_cut=cut))
         return [parts[0] if len(parts) == 1 else self.aggregate(samples[i], parts[0], parts[1])
                 for i, parts in enumerate(per_sample)]
 
@@ -286,9 +321,13 @@ class Judge:
     def parse(self, text: str) -> Verdict | ParseFailure:
         return self.format.parse(text, strict=self.strict)
 
-    def judgment_of(self, sample: JudgeSample, request: Request, completion: Completion, *, swapped: bool = False) -> Judgment:
-        """The Judgment of one completion of ``request`` for ``sample`` (shown swapped or not)."""
+    def judgment_of(self, sample: JudgeSample, request: Request, completion: Completion, *, swapped: bool = False,
+                    input_cut: InputCut | None = None) -> Judgment:
+        """The Judgment of one completion of ``request`` for ``sample`` (shown swapped or not);
+        ``input_cut`` is what :meth:`fit` cut from the sample to build the request."""
         meta: dict[str, Any] = {"template_version": self.format.version, "cached": completion.cached}
+        if input_cut is not None:
+            meta.update(input_cut.to_meta())
         if completion.cost_usd is not None:
             meta["cost_usd"] = completion.cost_usd
         common = dict(
@@ -364,6 +403,8 @@ class Judge:
         cost = _sum_or_none([original.meta.get("cost_usd"), swapped.meta.get("cost_usd")])
         if cost is not None:
             meta["cost_usd"] = cost
+        # Both orders show the same shortened texts, so the original order's record is the pair's.
+        meta.update(input_cut_meta(original.meta))
         common = dict(
             sample_id=sample.id, template=self.format.name, raw_text=original.raw_text, swapped=False,
             prompt_messages=original.prompt_messages, prompt_text=original.prompt_text, backend=original.backend,

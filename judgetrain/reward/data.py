@@ -3,8 +3,15 @@
 The scored text (template ``reward-chat-v1``) is the conversation in the model's own chat template:
 each question turn as a user message and each answer turn as an assistant message, with nothing
 about judging in it, so the model scores the answer in the setting it was written in. A reference
-answer, a rubric or the other answer are never shown. A conversation longer than the token budget
-keeps its question and loses the end of its last answer.
+answer, a rubric or the other answer are never shown.
+
+Over the token budget, training and judging cut differently. A training row
+(:func:`encode_conversation`, used by :func:`pair_rows`) keeps its question and loses the end of its
+last answer, as it always has. A judged input (:func:`fit_reward_sample`, :func:`encode_for_judging`)
+loses the middle of its question first and keeps the answers whole as far as they fit
+(:mod:`judgetrain.judging.truncation`): cutting the answers first would score two different answers
+under a long question as the same empty answer, a silent tie. Both conversations of a pair share one
+cut question, so each answer is scored in the same context.
 
 Training rows come from pairwise samples whose label names a winner: ``chosen_input_ids`` (the
 winner's conversation) and ``rejected_input_ids``. A tie has no winner to prefer, so it is counted
@@ -17,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from judgetrain.judging.truncation import InputCut, fit_sample, fit_texts
 from judgetrain.types import JudgeSample
 
 REWARD_TEMPLATE = "reward-chat-v1"
@@ -54,9 +62,10 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
 
 
 def encode_conversation(tokenizer: Any, messages: Sequence[dict[str, str]], max_seq_len: int) -> tuple[list[int], bool]:
-    """(token ids, truncated?) of a conversation within ``max_seq_len`` tokens. The last message (the
-    answer) is shortened from its end first; only when it is empty are earlier messages shortened, from
-    the last one back. The template's own tokens are always kept."""
+    """(token ids, truncated?) of a training conversation within ``max_seq_len`` tokens (judged inputs
+    are cut by :func:`encode_for_judging` instead). The last message (the answer) is shortened from its
+    end first; only when it is empty are earlier messages shortened, from the last one back. The
+    template's own tokens are always kept."""
     messages = [dict(m) for m in messages]
     ids = _ids(tokenizer, conversation_text(tokenizer, messages))
     truncated = False
@@ -79,6 +88,43 @@ def encode_conversation(tokenizer: Any, messages: Sequence[dict[str, str]], max_
         raise ValueError(f"a conversation does not fit max_seq_len={max_seq_len} tokens ({len(ids)} tokens after shortening "
                          "its messages); raise data.max_seq_len")
     return ids, truncated
+
+
+def fit_reward_sample(sample: JudgeSample, tokenizer: Any, max_seq_len: int) -> tuple[JudgeSample, InputCut | None]:
+    """``sample`` shortened so that each answer's conversation fits ``max_seq_len`` tokens (question
+    first, see the module doc), and what was cut (None, and the sample itself, when it fits). The
+    answers of a pair share the cut question and one cap, so both are cut by the same rule."""
+    def longest_conversation(shown: JudgeSample) -> int:
+        return max(len(_ids(tokenizer, conversation_text(tokenizer, reward_messages(shown, index))))
+                   for index in range(len(shown.answers)))
+
+    return fit_sample(sample, longest_conversation, tokenizer, max_seq_len,
+                      how_to_fit="raise the reward judge's max_seq_len (the card's reward.max_seq_len)")
+
+
+def encode_for_judging(tokenizer: Any, messages: Sequence[dict[str, str]], max_seq_len: int) -> tuple[list[int], InputCut | None]:
+    """(token ids, what was cut or None) of one conversation to score, e.g. a ``/pooling`` request:
+    the user turns are the question and the assistant turns the answer, shortened question first
+    (see the module doc) to fit ``max_seq_len``; other messages (a system prompt) are kept whole."""
+    messages = [dict(m) for m in messages]
+    question_at = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    answer_at = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+
+    def with_texts(question: Sequence[str], answers: Sequence[Sequence[str]]) -> list[dict[str, str]]:
+        shown = [dict(m) for m in messages]
+        for position, text in zip(question_at, question):
+            shown[position]["content"] = text
+        for position, text in zip(answer_at, answers[0]):
+            shown[position]["content"] = text
+        return shown
+
+    def num_tokens(question: Sequence[str], answers: Sequence[Sequence[str]]) -> int:
+        return len(_ids(tokenizer, conversation_text(tokenizer, with_texts(question, answers))))
+
+    question, answers, cut = fit_texts([messages[i]["content"] for i in question_at], [[messages[i]["content"] for i in answer_at]],
+                                       num_tokens, tokenizer, max_seq_len, what="the conversation to score",
+                                       how_to_fit="raise the reward judge's max_seq_len (the card's reward.max_seq_len)")
+    return _ids(tokenizer, conversation_text(tokenizer, with_texts(question, answers))), cut
 
 
 def winner_label(sample: JudgeSample, label_keys: Sequence[str] = LABEL_KEYS):
@@ -152,4 +198,4 @@ class RewardPairCollator:
 
 
 __all__ = ["REWARD_TEMPLATE", "LABEL_KEYS", "reward_messages", "conversation_text", "encode_conversation",
-           "winner_label", "pair_rows", "RewardPairCollator"]
+           "fit_reward_sample", "encode_for_judging", "winner_label", "pair_rows", "RewardPairCollator"]

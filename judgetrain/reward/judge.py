@@ -12,6 +12,13 @@ a pair its two orders in the typed ``both_orders`` record. The swapped order cos
 each reward is computed from one answer alone, so showing the answers the other way round gives the
 same two rewards, and the swapped verdict is the original one mapped back, exactly. Consistency is
 therefore 1 by construction, which the both-orders record says (``by_construction=True``).
+
+A pair over the token budget is cut question first (:func:`judgetrain.reward.data.fit_reward_sample`):
+both conversations share the shortened question and the answers stay whole as far as they fit, so a
+long question cannot reduce two different answers to the same scored text. A judgment whose input
+was cut says so in its ``meta`` (``input_truncated``, with the tokens cut from the question and from
+each answer; :class:`judgetrain.judging.truncation.InputCut`). A :class:`LocalRewardScorer` cuts;
+behind an :class:`HTTPRewardScorer` the server cuts each conversation by the same rule.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from judgetrain.reward.data import REWARD_TEMPLATE, conversation_text, encode_conversation, reward_messages
+from judgetrain.judging.truncation import InputCut
+from judgetrain.reward.data import REWARD_TEMPLATE, conversation_text, encode_for_judging, fit_reward_sample, reward_messages
 from judgetrain.types import Answer, BothOrders, JudgeSample, Judgment, Verdict, flip_winner
 
 if TYPE_CHECKING:
@@ -50,7 +58,7 @@ class LocalRewardScorer:
         model_or_path: a path for ``AutoModelForSequenceClassification`` or a loaded model.
         tokenizer: required with a loaded model; loaded from the path otherwise.
         batch_size: conversations per forward pass (sorted by length, so batches pad little).
-        max_seq_len: token budget of a conversation (the answer's end is cut beyond it).
+        max_seq_len: token budget of a conversation (beyond it the question is shortened first; see the module doc).
         dtype: fp32, bf16 or auto (bf16 where this device runs it fast) for a path.
     """
 
@@ -96,8 +104,18 @@ class LocalRewardScorer:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.device = next(self.model.parameters()).device
 
+    def fit(self, sample: JudgeSample) -> tuple[JudgeSample, InputCut | None]:
+        """``sample`` with every answer's conversation within ``max_seq_len`` (question cut first), and what was cut."""
+        return fit_reward_sample(sample, self.tokenizer, self.max_seq_len)
+
     def encode(self, messages: Sequence[dict[str, str]]) -> list[int]:
-        return encode_conversation(self.tokenizer, messages, self.max_seq_len)[0]
+        """The token ids scored for one conversation, shortened question first to fit ``max_seq_len``."""
+        return encode_for_judging(self.tokenizer, messages, self.max_seq_len)[0]
+
+    def input_cut_meta(self, messages: Sequence[dict[str, str]]) -> dict[str, Any]:
+        """What fitting one conversation into ``max_seq_len`` cut, as judgment meta entries (empty when it fits)."""
+        cut = encode_for_judging(self.tokenizer, messages, self.max_seq_len)[1]
+        return cut.to_meta() if cut is not None else {}
 
     @torch.inference_mode()
     def score(self, conversations: Sequence[Sequence[dict[str, str]]]) -> list[float]:
@@ -230,33 +248,49 @@ class RewardJudge:
 
     # --- judging ------------------------------------------------------------------------------
     def judge(self, samples: Sequence[JudgeSample]) -> list[Judgment]:
-        """One Judgment per sample, in order: a verdict for a pair, a grade (the reward) for one answer."""
+        """One Judgment per sample, in order: a verdict for a pair, a grade (the reward) for one answer.
+        A sample over the scorer's budget is cut question first and its judgment's meta says so."""
         conversations, owners = [], []
+        cuts: list[InputCut | None] = [None] * len(samples)
+        unfit: dict[int, str] = {}
+        fit = getattr(self.scorer, "fit", None)
         for index, sample in enumerate(samples):
             if sample.protocol not in ("pairwise", "single"):
                 raise ValueError(f"sample {sample.id!r}: a reward judge scores one or two answers")
+            shown = sample
+            if fit is not None:
+                try:
+                    shown, cuts[index] = fit(sample)
+                except ValueError as err:
+                    # Not even the template fits: this sample's error, not the whole run's.
+                    unfit[index] = str(err)
             for answer_index in range(len(sample.answers)):
-                conversations.append(reward_messages(sample, answer_index))
+                conversations.append(reward_messages(shown, answer_index))
                 owners.append(index)
+        scored = [i for i, owner in enumerate(owners) if owner not in unfit]
         started = time.perf_counter()
+        rewards = [math.nan] * len(conversations)
         try:
-            rewards = self.scorer.score(conversations)
+            for position, reward in zip(scored, self.scorer.score([conversations[i] for i in scored]) if scored else []):
+                rewards[position] = reward
             error = None
         except ValueError as err:
-            rewards, error = [math.nan] * len(conversations), str(err)
+            error = str(err)
         seconds = (time.perf_counter() - started) / max(1, len(samples))
         per_sample: list[list[tuple[list[dict[str, str]], float]]] = [[] for _ in samples]
         for owner, messages, reward in zip(owners, conversations, rewards):
             per_sample[owner].append((messages, reward))
-        return [self._judgment(sample, parts, seconds, error) for sample, parts in zip(samples, per_sample)]
+        return [self._judgment(sample, parts, seconds, unfit.get(index, error), cuts[index])
+                for index, (sample, parts) in enumerate(zip(samples, per_sample))]
 
     def _common(self, sample: JudgeSample, messages: list[dict[str, str]], seconds: float) -> dict[str, Any]:
         return dict(sample_id=sample.id, template=REWARD_TEMPLATE, prompt_messages=tuple(messages),
                     prompt_text=self.scorer.prompt_text(messages), backend=self.scorer.name, model=self.scorer.model_id,
                     decoding={"tie_margin": self.tie_margin}, latency_seconds=seconds)
 
-    def _judgment(self, sample: JudgeSample, parts, seconds: float, error: str | None) -> Judgment:
-        meta: dict[str, Any] = {"template_version": 1, "cached": False, "rewards": [r for _, r in parts]}
+    def _judgment(self, sample: JudgeSample, parts, seconds: float, error: str | None, cut: InputCut | None) -> Judgment:
+        cut_meta = cut.to_meta() if cut is not None else {}
+        meta: dict[str, Any] = {"template_version": 1, "cached": False, "rewards": [r for _, r in parts], **cut_meta}
         common = self._common(sample, parts[0][0], seconds)
         if error is not None or any(not math.isfinite(r) for _, r in parts):
             return Judgment(error=error or "the scorer returned no finite reward", meta=meta, **common)
@@ -265,16 +299,16 @@ class RewardJudge:
             return Judgment(verdict=Verdict(scores=(reward,), template=REWARD_TEMPLATE), raw_text=f"reward {reward:.6f}",
                             meta=meta, **common)
         (_, reward_a), (_, reward_b) = parts
-        original = self._pair_judgment(sample, reward_a, reward_b, common, swapped=False)
+        original = self._pair_judgment(sample, reward_a, reward_b, common, cut_meta, swapped=False)
         # The swapped order reads the same two conversations, so its rewards are these two, exchanged.
-        swapped = self._pair_judgment(sample, reward_a, reward_b, common, swapped=True)
+        swapped = self._pair_judgment(sample, reward_a, reward_b, common, cut_meta, swapped=True)
         record = BothOrders(original=original, swapped=swapped, policy="tie", outcome=original.winner,
                             by_construction=True)
         return Judgment(verdict=original.verdict, raw_text=original.raw_text, verdict_probabilities=original.verdict_probabilities,
                         both_orders=record, meta=meta, **common)
 
-    def _pair_judgment(self, sample: JudgeSample, reward_a: float, reward_b: float, common: dict[str, Any], *,
-                       swapped: bool) -> Judgment:
+    def _pair_judgment(self, sample: JudgeSample, reward_a: float, reward_b: float, common: dict[str, Any],
+                       cut_meta: dict[str, Any], *, swapped: bool) -> Judgment:
         if swapped:
             # As the judge saw it: the sample's answer B first. Mapped back to the sample's order below.
             shown_margin = reward_b - reward_a
@@ -286,7 +320,7 @@ class RewardJudge:
         p_a = 1.0 / (1.0 + math.exp(-(reward_a - reward_b))) if abs(reward_a - reward_b) < 700 else float(reward_a > reward_b)
         verdict = Verdict(winner=winner, scores=(reward_a, reward_b), template=REWARD_TEMPLATE)
         return Judgment(verdict=verdict, raw_text=raw_text, swapped=swapped, verdict_probabilities={"A": p_a, "B": 1.0 - p_a},
-                        meta={"template_version": 1, "cached": False}, **common)
+                        meta={"template_version": 1, "cached": False, **cut_meta}, **common)
 
 
 def single_sample(question: str, answer: str, *, sample_id: str = "score") -> JudgeSample:

@@ -9,13 +9,25 @@ so a verdict-first format (JudgeLM's score line) generates a few tokens instead 
 Verdict probabilities: for a request with ``verdict_options``, the distribution over the options'
 first tokens is read from the first generation step, which is exactly one forward pass over the
 prompt (``output_logits``), so it costs no extra pass. Options whose first tokens coincide ("1" and
-"10" for a tokenizer that splits digits) keep only the shortest one.
+"10" for a tokenizer that splits digits, as SmolLM2's does) are told apart by one more step: the
+next-token distribution after the shared token is read from the generation cache cropped back to the
+prompt (one token of compute, :func:`shared_first_token_continuations`), and P("10") = P("1") ·
+P("0" | "1"), P("1") = P("1") · (1 − P("0" | "1")). Options that share more than their first token
+("10" and "100") are not told apart further: the longer of those keeps only the shorter's share.
+
+Context. A prompt and the tokens generated after it must fit ``max_seq_len`` (by default the model's
+context, ``config.max_position_embeddings``). A :class:`~judgetrain.judging.Judge` asks
+:meth:`TransformersBackend.prompt_token_budget` and shortens each sample's question first to fit
+(:mod:`judgetrain.judging.truncation`), flagging the judgment. A request that still does not fit (one
+not built by a Judge) is answered with an error completion naming its size, rather than letting the
+model read past the context it was built for.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -95,6 +107,26 @@ def option_first_tokens(tokenizer: Any, prompt_text: str, options: dict[str, str
     return out
 
 
+def shared_first_token_continuations(tokenizer: Any, prompt_text: str, options: dict[str, str],
+                                     first_tokens: dict[str, int]) -> dict[str, tuple[int, dict[str, int]]]:
+    """For each option :func:`option_first_tokens` kept whose first token other options start with
+    too ("1" of the grades "1" and "10"): ``{kept: (that first token, {longer option: the token it
+    goes on with})}``, e.g. ``{"1": (id("1"), {"10": id("0")})}``. Empty when no first token is shared."""
+    tail = prompt_text[-64:]
+    tail_length = len(tokenizer(tail, add_special_tokens=False)["input_ids"])
+    by_token = {token: verdict for verdict, token in first_tokens.items()}
+    out: dict[str, tuple[int, dict[str, int]]] = {}
+    for verdict, text in options.items():
+        if verdict in first_tokens:
+            continue
+        ids = tokenizer(tail + text, add_special_tokens=False)["input_ids"][tail_length:]
+        if len(ids) < 2 or ids[0] not in by_token:
+            continue
+        kept = by_token[ids[0]]
+        out.setdefault(kept, (ids[0], {}))[1][verdict] = ids[1]
+    return out
+
+
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
     """``text`` up to the first stop string (excluded), as OpenAI-compatible APIs return it. The last
     generated token may run past the stop string ("7\\nThe"), so the cut is on text, not tokens."""
@@ -119,6 +151,8 @@ class TransformersBackend(Backend):
         device: ``cpu``, ``cuda``, …; None keeps a loaded model's device, else CUDA when present.
         sort_by_length: build batches from length-sorted prompts (less padding); False keeps request
             order, for measuring what sorting buys.
+        max_seq_len: token budget of a prompt and its generated tokens together; None takes the
+            model's context (``config.max_position_embeddings``; no budget when the config has none).
 
     A loaded model that keeps changing (training) must not be used behind a result cache: the cache
     key holds the model id, not the weights.
@@ -127,7 +161,7 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     def __init__(self, model_or_path: Any, tokenizer: Any = None, *, batch_size: int = 8, dtype: str = "fp32",
-                 device: str | None = None, sort_by_length: bool = True):
+                 device: str | None = None, sort_by_length: bool = True, max_seq_len: int | None = None):
         from judgetrain.models import load_model, load_tokenizer
 
         if batch_size < 1:
@@ -153,6 +187,11 @@ class TransformersBackend(Backend):
             config = getattr(self.model, "config", None)
             self.model_id = getattr(config, "_name_or_path", "") or type(self.model).__name__
         self.device = next(self.model.parameters()).device
+        if max_seq_len is None:
+            max_seq_len = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if max_seq_len is not None and (isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 2):
+            raise ValueError(f"max_seq_len must be a whole number of tokens >= 2 (prompt and generation), got {max_seq_len!r}")
+        self.max_seq_len: int | None = max_seq_len
         if self.tokenizer.pad_token_id is None:
             raise ValueError("TransformersBackend: the tokenizer has no pad token; load it with judgetrain.models.load_tokenizer")
         eos = self.model.generation_config.eos_token_id
@@ -164,12 +203,38 @@ class TransformersBackend(Backend):
     # --- prompts --------------------------------------------------------------------------------
     def prompt_ids(self, request: Request) -> tuple[str, list[int]]:
         """(prompt text, its token ids) for one request."""
-        text = prompt_text_of(self.tokenizer, request.messages)
+        return self._prompt_of(request.messages)
+
+    def _prompt_of(self, messages: Sequence[dict[str, str]]) -> tuple[str, list[int]]:
+        text = prompt_text_of(self.tokenizer, messages)
         # A chat template writes its own special tokens (BOS included); a plain prompt gets the
         # tokenizer's usual ones.
         templated = bool(getattr(self.tokenizer, "chat_template", None))
         ids = self.tokenizer(text, add_special_tokens=not templated)["input_ids"]
         return text, list(ids)
+
+    def num_prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        """The token count of the prompt ``messages`` become (the ids the model reads)."""
+        return len(self._prompt_of(messages)[1])
+
+    def prompt_token_budget(self, decoding: Decoding) -> int | None:
+        """The most prompt tokens a request with ``decoding`` may have, so that the prompt and its
+        ``max_new_tokens`` fit ``max_seq_len``; None when there is no budget."""
+        if self.max_seq_len is None:
+            return None
+        room = self.max_seq_len - decoding.max_new_tokens
+        if room < 1:
+            raise ValueError(f"decoding.max_new_tokens={decoding.max_new_tokens} leaves no room for a prompt in the "
+                             f"max_seq_len={self.max_seq_len} tokens of {self.model_id}: lower max_new_tokens or raise max_seq_len")
+        return room
+
+    def _over_budget(self, request: Request, prompt_ids: list[int]) -> str | None:
+        """Why ``request`` cannot be generated within ``max_seq_len``, or None when it can."""
+        if self.max_seq_len is None or len(prompt_ids) + request.decoding.max_new_tokens <= self.max_seq_len:
+            return None
+        return (f"the prompt takes {len(prompt_ids)} tokens and max_new_tokens is {request.decoding.max_new_tokens}, over the "
+                f"max_seq_len={self.max_seq_len} tokens of {self.model_id}; judge it with judgetrain.Judge (which shortens "
+                "the question to fit), shorten the messages, or lower max_new_tokens")
 
     def option_token_ids(self, prompt_text: str, options: dict[str, str]) -> dict[str, int]:
         """The first token of each verdict option after this prompt (see :func:`option_first_tokens`)."""
@@ -188,6 +253,10 @@ class TransformersBackend(Backend):
         # Requests with the same decoding can share a generate call; within a group, sort by length.
         groups: dict[Decoding, list[int]] = {}
         for index, request in enumerate(requests):
+            too_long = self._over_budget(request, prompts[index][1])
+            if too_long is not None:
+                yield index, Completion(error=too_long, prompt_text=prompts[index][0], tokens_in=len(prompts[index][1]))
+                continue
             groups.setdefault(request.decoding, []).append(index)
         for decoding, indices in groups.items():
             ordered = sorted(indices, key=lambda i: len(prompts[i][1]), reverse=True) if self.sort_by_length else indices
@@ -223,6 +292,40 @@ class TransformersBackend(Backend):
                 return position
         return len(row)
 
+    def _after_shared_token(self, output: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                            shared: list[dict[str, tuple[int, dict[str, int]]]], *, samples_per_row: int) -> dict[int, torch.Tensor]:
+        """Each request row's next-token log-probabilities after its prompt and the first token its
+        verdict options share (:func:`shared_first_token_continuations`), read in one step from the
+        generation cache cropped back to the prompt. One shared token per request is read (grades
+        1-10 have one: "1")."""
+        # A row without a shared token is fed padding; its step is computed and not read.
+        first_tokens = [next(iter(groups.values()))[0] if groups else int(self.tokenizer.pad_token_id) for groups in shared]
+        tokens = torch.tensor([[t] for t in first_tokens for _ in range(samples_per_row)], device=input_ids.device)
+        prompt_mask = attention_mask.repeat_interleave(samples_per_row, dim=0)
+        mask = torch.cat([prompt_mask, torch.ones_like(prompt_mask[:, :1])], dim=1)
+        # Left padding: the new token's position is the row's count of real prompt tokens.
+        positions = prompt_mask.sum(dim=1, keepdim=True)
+        cache = getattr(output, "cache", None)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if cache is not None and hasattr(cache, "crop") and hasattr(cache, "get_seq_length"):
+                # Back to the prompt: transformers' crop takes the (negative) count of tokens to remove.
+                generated_in_cache = cache.get_seq_length() - input_ids.shape[1]
+                if generated_in_cache > 0:
+                    cache.crop(-generated_in_cache)
+                logits = self.model(input_ids=tokens, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                    use_cache=True).logits[:, -1]
+            else:  # no cache to crop: read the step over the whole prompt again
+                full = torch.cat([input_ids.repeat_interleave(samples_per_row, dim=0), tokens], dim=1)
+                full_positions = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
+                logits = self.model(input_ids=full, attention_mask=mask, position_ids=full_positions).logits[:, -1]
+        finally:
+            if was_training:
+                self.model.train()
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        return {row: logprobs[row * samples_per_row] for row, groups in enumerate(shared) if groups}
+
     @torch.inference_mode()
     def _generate_batch(self, requests: list[Request], prompts: list[tuple[str, list[int]]], decoding: Decoding) -> list[Completion]:
         started = time.perf_counter()
@@ -244,10 +347,18 @@ class TransformersBackend(Backend):
         samples_per_row = decoding.n if decoding.temperature > 0 else 1
         generated = output.sequences[:, input_ids.shape[1]:].tolist()
         first_step_logprobs = None
+        shared: list[dict[str, tuple[int, dict[str, int]]]] = [{} for _ in requests]
         if want_logits:
             # Row i's distribution after its own last prompt token: left padding puts every row's last
             # prompt token at the same position, the one generate's first step reads.
             first_step_logprobs = torch.log_softmax(output.logits[0].float(), dim=-1)
+            for index, (request, (prompt_text, _)) in enumerate(zip(requests, prompts)):
+                if request.verdict_options:
+                    shared[index] = shared_first_token_continuations(
+                        self.tokenizer, prompt_text, request.verdict_options,
+                        self.option_token_ids(prompt_text, request.verdict_options))
+        second_step_logprobs = (self._after_shared_token(output, input_ids, attention_mask, shared, samples_per_row=samples_per_row)
+                                if any(shared) else {})
         seconds_per_request = (time.perf_counter() - started) / len(requests)
         completions = []
         for row, (request, (prompt_text, prompt_ids)) in enumerate(zip(requests, prompts)):
@@ -266,6 +377,16 @@ class TransformersBackend(Backend):
                 tokens = self.option_token_ids(prompt_text, request.verdict_options)
                 logprobs_row = first_step_logprobs[row * samples_per_row]
                 verdict_logprobs = {verdict: float(logprobs_row[token]) for verdict, token in tokens.items()}
+                # One shared first token per request is told apart (_after_shared_token reads one step).
+                for kept, (_, longer) in list(shared[row].items())[:1]:
+                    after = second_step_logprobs[row]
+                    first = verdict_logprobs[kept]
+                    goes_on = {verdict: float(after[token]) for verdict, token in longer.items()}
+                    # The shared token's mass is split: each longer option takes P(its next token), the
+                    # kept (shortest) option the rest.
+                    rest = 1.0 - sum(math.exp(v) for v in goes_on.values())
+                    verdict_logprobs[kept] = first + (math.log(rest) if rest > 0 else -math.inf)
+                    verdict_logprobs.update({verdict: first + v for verdict, v in goes_on.items()})
             completions.append(Completion(
                 text=texts[0], texts=texts, prompt_text=prompt_text, tokens_in=len(prompt_ids), tokens_out=tokens_out,
                 latency_seconds=seconds_per_request, verdict_logprobs=verdict_logprobs,
