@@ -35,17 +35,28 @@ def _api_root(url: str) -> str:
     return url if url.endswith("/v1") else f"{url}/v1"
 
 
-def fetch_card(url: str, *, timeout_seconds: float = 30) -> JudgeCard:
-    """The judge card a server publishes at ``/v1/judge_card``."""
+def _auth_headers(api_key_env: str | None) -> dict[str, str]:
+    """The Authorization header for the key in ``$api_key_env`` (none when unset), as the HTTP backend sends it."""
+    import os
+
+    key = os.environ.get(api_key_env, "").strip() if api_key_env else ""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def fetch_card(url: str, *, timeout_seconds: float = 30, api_key_env: str | None = None) -> JudgeCard:
+    """The judge card a server publishes at ``/v1/judge_card`` (sending the key in ``$api_key_env``, if any)."""
     import httpx
 
     where = _api_root(url) + CARD_ROUTE.removeprefix("/v1")
     try:
-        response = httpx.get(where, timeout=timeout_seconds)
+        response = httpx.get(where, timeout=timeout_seconds, headers=_auth_headers(api_key_env))
     except httpx.HTTPError as err:
         raise ValueError(f"{where}: could not fetch the judge card ({type(err).__name__}: {err}); is the server running?") from None
     if response.status_code == 404:
         raise ValueError(f"{where}: the server publishes no judge card (vllm serve does not); pass card=<export dir or judge_card.json>")
+    if response.status_code == 401:
+        raise ValueError(f"{where}: the server needs an API key; pass api_key_env=<the variable holding it>"
+                         + (f" (check the key in ${api_key_env})" if api_key_env else ""))
     if response.status_code != 200:
         raise ValueError(f"{where}: HTTP {response.status_code} while fetching the judge card")
     try:
@@ -55,10 +66,10 @@ def fetch_card(url: str, *, timeout_seconds: float = 30) -> JudgeCard:
     return JudgeCard.from_dict(published, where)
 
 
-def _served_model_id(api_root: str, timeout_seconds: float = 30) -> str:
+def _served_model_id(api_root: str, timeout_seconds: float = 30, api_key_env: str | None = None) -> str:
     import httpx
 
-    response = httpx.get(f"{api_root}/models", timeout=timeout_seconds)
+    response = httpx.get(f"{api_root}/models", timeout=timeout_seconds, headers=_auth_headers(api_key_env))
     response.raise_for_status()
     models = response.json().get("data") or []
     if not models:
@@ -67,12 +78,15 @@ def _served_model_id(api_root: str, timeout_seconds: float = 30) -> str:
 
 
 def judge_from_card(judge_cls, path_or_url: str | Path, *, card: str | Path | dict | JudgeCard | None = None,
-                    model: str | None = None, batch_size: int = 8, progress: bool = False, **judge_options: Any):
+                    model: str | None = None, batch_size: int = 8, progress: bool = False,
+                    api_key_env: str | None = None, **judge_options: Any):
     """A ``judge_cls`` (Judge) set up as the card says: see :meth:`judgetrain.judging.Judge.from_card`.
 
     ``card`` gives the card when ``path_or_url`` has none to read (a ``vllm serve`` URL): an export
     dir, its judge_card.json, the parsed JSON or a :class:`~judgetrain.card.JudgeCard`. A reward card
-    gives a :class:`~judgetrain.reward.judge.RewardJudge` whatever ``judge_cls`` is."""
+    gives a :class:`~judgetrain.reward.judge.RewardJudge` whatever ``judge_cls`` is. ``api_key_env``
+    names the environment variable holding a server's API key (``judgetrain serve --api-key-env``,
+    ``vllm serve --api-key``); None sends no key."""
     target = str(path_or_url)
     remote = target.startswith(("http://", "https://"))
     if isinstance(card, JudgeCard):
@@ -82,20 +96,23 @@ def judge_from_card(judge_cls, path_or_url: str | Path, *, card: str | Path | di
     elif card is not None:
         card_content = read_card(card)
     elif remote:
-        card_content = fetch_card(target)
+        card_content = fetch_card(target, api_key_env=api_key_env)
     else:
         card_content = read_card(target)
     if card_content.kind == "reward":
+        if remote and api_key_env:
+            raise ValueError(f"api_key_env={api_key_env!r}: the reward judge over HTTP sends no API key; serve the "
+                             "reward export without --api-key-env, or judge with the export dir")
         return _reward_judge_from_card(target, card_content, remote=remote, model=model, batch_size=batch_size,
                                        progress=progress, **judge_options)
     if remote:
         from judgetrain.judging.backends.openai_http import OpenAIHTTPBackend
 
         api_root = _api_root(target)
-        served_id = model or _served_model_id(api_root)
+        served_id = model or _served_model_id(api_root, api_key_env=api_key_env)
         # A self-hosted judge bills nothing per token; an unknown price would only warn.
-        backend = OpenAIHTTPBackend(served_id, base_url=api_root, api_key_env=None, price_table={served_id: (0.0, 0.0)},
-                                    max_concurrency=batch_size)
+        backend = OpenAIHTTPBackend(served_id, base_url=api_root, api_key_env=api_key_env,
+                                    price_table={served_id: (0.0, 0.0)}, max_concurrency=batch_size)
     else:
         from judgetrain.judging.backends.transformers_backend import TransformersBackend
 

@@ -12,26 +12,45 @@ one batch at a time. Requests that arrive while a batch is generating wait in a 
 answered together in the next batched ``generate`` (the transformers backend pads and sorts them),
 so the model is never entered by two threads at once.
 
+Who may ask, each refusal a clear JSON error:
+
+- ``--api-key-env NAME``: every route but ``/health`` needs ``Authorization: Bearer <key>``, the key
+  read from the environment variable NAME at launch (as vLLM's ``--api-key``); without it or with
+  another key, 401 ``invalid_api_key``. The key is compared in constant time and never logged.
+  Started on an address beyond loopback without a key, the server warns: anyone who reaches it can use it.
+- The ``Host`` header must name this server: a loopback name (``localhost``, ``127.0.0.1``,
+  ``[::1]``), the bound host or the address the request arrived at, with the port it arrived on;
+  anything else gets 421 ``invalid_host`` (a web page whose name was re-pointed at this machine
+  cannot read from it). ``--allowed-host NAME`` (any port) or ``NAME:PORT`` adds a name, for a
+  deployment behind a proxy or a DNS name; ``--allowed-host '*'`` turns the check off.
+- Nothing served names a path of this machine: a model dir is served under its last component
+  (``--served-model-name`` overrides), and absolute paths in the served judge card and in error
+  messages are cut to their last component.
+
 Limits, each a clear JSON error rather than a dropped connection:
 
-- ``--max-concurrency`` (default 64) chat requests may be in progress at once (queued for a batch
-  or being generated), under a semaphore. One more is refused at once with 503 and
-  ``Retry-After: 1`` rather than left waiting: the OpenAI client and judgetrain's HTTP backend
-  retry it with backoff, and a server that is behind on its work does not pile up more of it.
-  The cheap GET routes are never limited, so ``/health`` answers under any load.
+- ``--max-concurrency`` (default 64) requests are in progress at once (in the batching loop or being
+  generated); up to ``--max-queue`` (default 1024) more wait their turn, in arrival order. Only a
+  request that finds the queue full is refused, with 503 and ``Retry-After: 1`` (the OpenAI client
+  and judgetrain's HTTP backend retry it with backoff). ``--max-queue 0`` refuses as soon as every
+  place is taken. The cheap GET routes are never queued, so ``/health`` answers under any load.
 - A request body over ``--max-body-bytes`` (default 8 MiB) gets 413, whether it declares its
   length or streams in chunks; the server stops reading it at the limit.
 - The body must be JSON (``Content-Type: application/json``; 415 otherwise, which also keeps a
   web page's plain form posts away from a server on this machine).
-- Malformed JSON, a missing field, a value of the wrong type or out of range gets 400 naming the
-  field (``param``); messages plus ``max_tokens`` longer than the model's context gets 400
-  ``context_length_exceeded`` (without ``max_tokens``, the reply gets up to 512 tokens, fewer
-  when the context has less room).
+- Every request is checked alone before it joins a batch, so what one client sends fails only that
+  request, with 400 naming the field (``param``): malformed JSON, JSON nested too deeply, an integer
+  of more digits than any field takes, a missing field, a value of the wrong type or out of range
+  (``seed`` is a 64-bit integer), text that is not valid Unicode (a lone surrogate such as
+  ``"\\ud800"``), messages the model's chat template or tokenizer refuses, and messages plus
+  ``max_tokens`` longer than the model's context (``context_length_exceeded``; without
+  ``max_tokens``, the reply gets up to 512 tokens, fewer when the context has less room).
 
 Every error is OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with ``type``
 ``invalid_request_error`` (4xx) or ``server_error`` (5xx) and a short string ``code``; no
-traceback ever reaches a client (it goes to the server's log). A batch whose generation fails is
-retried one request at a time, so one bad request cannot fail the others queued with it.
+traceback ever reaches a client (it goes to the server's log). A batch whose generation still fails
+is retried one request at a time, so one request the model cannot answer cannot fail the others
+queued with it.
 
 The request's ``model`` is not checked (one model is served). ``logprobs`` / ``top_logprobs``
 (at most 20) are served for transformers models: the log-probability of each token of the returned
@@ -43,7 +62,7 @@ A reward export (its judge card says ``kind: reward``) is served on ``POST /pool
 vLLM's pooling API shape: ``{"model", "messages"}`` in (the conversation to score: the question turns
 and one answer's turns), ``{"data": [{"index": 0, "object": "pooling", "data": [reward]}], "usage"}``
 out. Chat completions then answer 400 pointing there, since a reward model writes no text. The
-same limits (concurrency, body size, JSON checks, error shape) apply; rewards are computed in a
+same checks (key, host, queue, body size, JSON checks, error shape) apply; rewards are computed in a
 worker thread, one request at a time.
 """
 
@@ -52,17 +71,22 @@ worker thread, one request at a time.
 import argparse
 import asyncio
 import contextlib
+import copy
 import dataclasses
+import hmac
+import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator, Sequence
 
 from judgetrain.card import has_card, read_card
 from judgetrain.judging.backends.base import Backend, Completion, Decoding, Request
@@ -71,6 +95,9 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY = 64
+DEFAULT_MAX_QUEUE = 1024
+SEED_RANGE = (-2**63, 2**63 - 1)  # a 64-bit integer, as OpenAI's and vLLM's seed
+MAX_INTEGER_DIGITS = 100  # no field takes more than 20 digits; longer ones are never converted to int
 MAX_SAMPLES_PER_REQUEST = 16
 MAX_TOP_LOGPROBS = 20  # as OpenAI's chat API
 DEFAULT_MAX_TOKENS = 512
@@ -78,6 +105,9 @@ RETRY_AFTER_SECONDS = 1
 GRACEFUL_SHUTDOWN_SECONDS = 10
 LISTEN_BACKLOG = 2048  # connections the kernel holds before the loop accepts them (uvicorn's default)
 ROLES = ("system", "user", "assistant")
+LOOPBACK_HOST_NAMES = ("localhost", "127.0.0.1", "[::1]")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+OPEN_PATHS = ("/health",)  # answered without an API key, so a load balancer can probe the server
 ROUTES = "POST /v1/chat/completions (or POST /pooling for a reward model), GET /v1/models, GET /v1/judge_card and GET /health"
 
 
@@ -87,10 +117,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (0 picks a free one)")
     parser.add_argument("--batch-size", type=int, default=8, help="most requests answered together in one batch")
-    parser.add_argument("--served-model-name", default=None, help="model id reported by /v1/models (default: --model)")
+    parser.add_argument("--served-model-name", default=None, help="model id reported by /v1/models (default: --model; a local dir by its last component)")
     parser.add_argument("--max-concurrency", type=int, default=DEFAULT_MAX_CONCURRENCY,
-                        help="chat requests in progress at once (queued or generating); more get 503 with Retry-After "
+                        help="requests in progress at once (in the batching loop or generating); more wait in the queue "
                              f"(default {DEFAULT_MAX_CONCURRENCY})")
+    parser.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE,
+                        help="requests waiting for a place beyond --max-concurrency; when it is full, 503 with "
+                             f"Retry-After (default {DEFAULT_MAX_QUEUE}; 0 refuses once every place is taken)")
+    parser.add_argument("--api-key-env", default=None, metavar="NAME",
+                        help="require 'Authorization: Bearer <key>' on every route but /health; the key is read from "
+                             "the environment variable NAME at launch")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+                        help="a Host header name to answer besides the loopback names and the bound address "
+                             "(repeatable; NAME alone allows any port; '*' allows every name)")
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES,
                         help=f"largest request body accepted; larger gets 413 (default {MAX_BODY_BYTES})")
 
@@ -100,8 +139,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     server, thread = start_server(args.model, args.host, args.port, batch_size=args.batch_size,
                                   served_model_name=args.served_model_name, max_concurrency=args.max_concurrency,
-                                  max_body_bytes=args.max_body_bytes)
-    print(f"judgetrain serve: {server.served_model_name} on {server.url}/v1 (Ctrl-C stops)", flush=True)
+                                  max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
+                                  api_key_env=args.api_key_env, allowed_hosts=args.allowed_host)
+    key_note = f", API key from ${args.api_key_env}" if args.api_key_env else ""
+    print(f"judgetrain serve: {server.served_model_name} on {server.url}/v1 (Ctrl-C stops{key_note})", flush=True)
     serve_until_interrupted(server, thread)
     return 0
 
@@ -144,8 +185,63 @@ def _bad(message: str, param: str | None, code: str = "invalid_value") -> APIErr
 
 def _shown(value: Any) -> str:
     """A short repr of a bad value for an error message (never the whole of a large one)."""
-    text = repr(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+    simple = (str, int, float, bool, type(None), OversizedInteger)
+    text = repr(value) if isinstance(value, simple) else type(value).__name__
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclasses.dataclass(frozen=True)
+class OversizedInteger:
+    """A JSON integer of more than ``MAX_INTEGER_DIGITS`` digits, kept as its length: converting it
+    costs time quadratic in its digits (Python refuses past 4300), and no field takes one, so the field
+    holding it is refused by its own check, by name."""
+
+    num_digits: int
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.num_digits} digits, longer than any field takes"
+
+
+def _json_integer(digits: str) -> int | OversizedInteger:
+    length = len(digits.lstrip("-"))
+    return int(digits) if length <= MAX_INTEGER_DIGITS else OversizedInteger(length)
+
+
+# An absolute POSIX path of two or more parts (a bare "/pooling" is a route, not a path), with an
+# optional file:// scheme; "https://host/a/b" is left alone (its slashes follow ":", "/" or a word).
+_ABSOLUTE_PATH = re.compile(r"(?:file://|(?<![\w.~:/-]))(?:/[^\s/'\"`<>|,;:()\[\]{}]+){2,}/?")
+
+
+def without_local_paths(value: Any) -> Any:
+    """``value`` (a string, or JSON-like lists and dicts of them, keys included) with every absolute
+    path cut to its last component: ``/home/me/judges/my-judge`` → ``my-judge``,
+    ``/home/me/judges/my-judge/tokenizer.json`` → ``tokenizer.json``. What the server sends never shows
+    how this machine's disks are laid out."""
+    if isinstance(value, str):
+        return _ABSOLUTE_PATH.sub(lambda match: match.group(0).rstrip("/").rsplit("/", 1)[-1], value)
+    if isinstance(value, list):
+        return [without_local_paths(item) for item in value]
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            shown = without_local_paths(key)
+            # Two dirs of one name ("…/a/data", "…/b/data") keep both entries.
+            while shown in out:
+                shown = f"{shown} (again)"
+            out[shown] = without_local_paths(item)
+        return out
+    return value
+
+
+def _checked_text(text: str, param: str) -> str:
+    """``text`` when it is valid Unicode; a JSON string may hold a lone surrogate (``"\\ud800"``),
+    which no tokenizer takes and no UTF-8 encodes, so it is refused here, for this request alone."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise _bad(f"{param} holds a lone surrogate (U+{ord(text[err.start]):04X}) at character {err.start}, which is "
+                   "not text; send valid Unicode (pair the surrogate or drop it)", param, "invalid_text") from None
+    return text
 
 
 # --- the request ------------------------------------------------------------------------------
@@ -184,9 +280,11 @@ def _decoding_from(body: dict[str, Any]) -> tuple[Decoding, int | None]:
     stop = () if stop is None else (stop,) if isinstance(stop, str) else stop
     if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) and s for s in stop):
         raise _bad(f"'stop' must be a string or a list of non-empty strings, got {_shown(stop)}", "stop")
+    stop = [_checked_text(s, "stop") for s in stop]
     seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise _bad(f"'seed' must be an integer, got {_shown(seed)}", "seed")
+    low, high = SEED_RANGE
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high):
+        raise _bad(f"'seed' must be a 64-bit integer, in [-2**63, 2**63 - 1], got {_shown(seed)}", "seed")
     temperature = number("temperature", 0.0, 0.0, 2.0)
     top_p = number("top_p", 1.0, 0.0, 1.0)
     if top_p == 0:
@@ -220,9 +318,9 @@ def _messages_from(body: dict[str, Any]) -> tuple[dict[str, str], ...]:
                            f"{where}.content")
             content = "".join(p["text"] for p in content)
         if not isinstance(content, str):
-            raise _bad(f"{where}.content must be a string or a list of text parts, got {type(content).__name__}",
+            raise _bad(f"{where}.content must be a string or a list of text parts, got {_shown(content)}",
                        f"{where}.content")
-        out.append({"role": role, "content": content})
+        out.append({"role": role, "content": _checked_text(content, f"{where}.content")})
     return tuple(out)
 
 
@@ -265,11 +363,14 @@ class ChatAnswer:
 
 
 class ModelRunner:
-    """Answers a batch of jobs with the backend; called on one worker thread at a time.
+    """Checks each job on its arrival and answers batches of checked jobs with the backend.
 
-    For a transformers model it also checks each prompt against the model's context and scores
-    logprobs. A batch whose ``generate`` raises is answered again one request at a time, so the
-    error reaches only the request that caused it."""
+    :meth:`check` (for a transformers model) renders and tokenizes the job's prompt and fits it to the
+    model's context, on a thread of its own with its own copy of the tokenizer, so a request the
+    tokenizer refuses is answered 400 before it joins a batch, while the batch before it generates.
+    :meth:`answer` runs on one worker thread at a time and also scores logprobs; a batch whose
+    ``generate`` raises is answered again one request at a time, so the error reaches only the
+    request that caused it."""
 
     def __init__(self, backend: Backend):
         from judgetrain.judging.backends.transformers_backend import TransformersBackend
@@ -278,25 +379,55 @@ class ModelRunner:
         self.transformers = backend if isinstance(backend, TransformersBackend) else None
         config = getattr(self.transformers.model, "config", None) if self.transformers is not None else None
         self.context_tokens: int | None = getattr(config, "max_position_embeddings", None)
+        self._checking: Any = None
+        self._check_pool: ThreadPoolExecutor | None = None
+        if self.transformers is not None:
+            # A fast tokenizer is a Rust object that two threads must not use at once, and the worker
+            # thread uses the backend's while it generates: the checks get their own copy (the same
+            # vocabulary and chat template; the model is shared, never run here).
+            self._checking = copy.copy(self.transformers)
+            self._checking.tokenizer = copy.deepcopy(self.transformers.tokenizer)
+            self._check_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgetrain-serve-check")
 
     @property
     def serves_logprobs(self) -> bool:
         return self.transformers is not None
 
+    async def checked(self, job: ChatJob) -> ChatJob:
+        """:meth:`check` off the event loop (on the checking thread); raises :class:`APIError` (400)."""
+        if self._check_pool is None:
+            return job
+        return await asyncio.get_running_loop().run_in_executor(self._check_pool, self.check, job)
+
+    def check(self, job: ChatJob) -> ChatJob:
+        """The job with its prompt checked and its max tokens resolved against the model's context
+        (400 when the model's chat template or tokenizer refuses the messages, or they cannot fit)."""
+        if self._checking is None:
+            return job
+        try:
+            _, prompt_ids = self._checking.prompt_ids(job.request)
+        except Exception as err:  # noqa: BLE001 - whatever the template or tokenizer refuses is this request's
+            detail = without_local_paths(f"{type(err).__name__}: {err}")[:300]
+            raise _bad(f"the messages cannot be made into this model's prompt ({detail}); check their roles and text",
+                       "messages", "invalid_prompt") from None
+        return dataclasses.replace(job, request=self._fit_to_context(job, len(prompt_ids)))
+
+    def close(self) -> None:
+        if self._check_pool is not None:
+            self._check_pool.shutdown(wait=False, cancel_futures=True)
+
     def answer(self, jobs: list[ChatJob]) -> list[ChatAnswer | APIError]:
+        """The answer to each job (checked by :meth:`check`), or the error that reaches it alone."""
         results: list[ChatAnswer | APIError | None] = [None] * len(jobs)
-        ready: list[tuple[int, Request]] = []
-        for index, job in enumerate(jobs):
-            try:
-                ready.append((index, self._fit_to_context(job)))
-            except APIError as err:
-                results[index] = err
+        ready = [(index, job.request) for index, job in enumerate(jobs)]
         for (index, request), completion in zip(ready, self._generate([request for _, request in ready])):
             if isinstance(completion, Exception):
-                results[index] = APIError(HTTPStatus.INTERNAL_SERVER_ERROR, f"generation failed: "
-                                          f"{type(completion).__name__}: {completion}", code="generation_failed")
+                detail = without_local_paths(f"{type(completion).__name__}: {completion}")
+                results[index] = APIError(HTTPStatus.INTERNAL_SERVER_ERROR, f"generation failed: {detail}",
+                                          code="generation_failed")
             elif completion.error is not None:
-                results[index] = APIError(HTTPStatus.INTERNAL_SERVER_ERROR, f"generation failed: {completion.error}",
+                results[index] = APIError(HTTPStatus.INTERNAL_SERVER_ERROR,
+                                          f"generation failed: {without_local_paths(completion.error)}",
                                           code="generation_failed")
             else:
                 top = jobs[index].top_logprobs
@@ -304,29 +435,29 @@ class ModelRunner:
                     scored = None if top is None else self._choice_logprobs(request, completion, top)
                 except Exception as err:  # noqa: BLE001 - this request's failure, reported to it alone
                     logger.exception("scoring logprobs failed")
-                    results[index] = APIError(HTTPStatus.INTERNAL_SERVER_ERROR,
-                                              f"scoring logprobs failed: {type(err).__name__}: {err}", code="generation_failed")
+                    detail = without_local_paths(f"{type(err).__name__}: {err}")
+                    results[index] = APIError(HTTPStatus.INTERNAL_SERVER_ERROR, f"scoring logprobs failed: {detail}",
+                                              code="generation_failed")
                     continue
                 results[index] = ChatAnswer(request, completion, scored)
         assert all(r is not None for r in results), "every job is answered"
         return results  # type: ignore[return-value]
 
-    def _fit_to_context(self, job: ChatJob) -> Request:
+    def _fit_to_context(self, job: ChatJob, num_prompt_tokens: int) -> Request:
         """The job's request with its max tokens resolved against the model's context (400 when it cannot fit)."""
         request = job.request
         if self.context_tokens is None:
             return request
-        _, prompt_ids = self.transformers.prompt_ids(request)
-        room = self.context_tokens - len(prompt_ids)
+        room = self.context_tokens - num_prompt_tokens
         if room < 1:
-            raise _bad(f"the messages take {len(prompt_ids)} tokens, which fills the model's context of "
+            raise _bad(f"the messages take {num_prompt_tokens} tokens, which fills the model's context of "
                        f"{self.context_tokens} tokens; shorten them", "messages", "context_length_exceeded")
         if job.max_tokens is None:
             max_new_tokens = min(DEFAULT_MAX_TOKENS, room)
         elif job.max_tokens > room:
-            raise _bad(f"'max_tokens' is {job.max_tokens}, but the messages take {len(prompt_ids)} of the model's "
-                       f"{self.context_tokens} context tokens, leaving {room}; lower max_tokens or shorten the messages",
-                       "max_tokens", "context_length_exceeded")
+            raise _bad(f"'max_tokens' is {_shown(job.max_tokens)}, but the messages take {num_prompt_tokens} of the "
+                       f"model's {self.context_tokens} context tokens, leaving {room}; lower max_tokens or shorten the "
+                       "messages", "max_tokens", "context_length_exceeded")
         else:
             return request
         return dataclasses.replace(request, decoding=dataclasses.replace(request.decoding, max_new_tokens=max_new_tokens))
@@ -335,7 +466,11 @@ class ModelRunner:
         if not requests:
             return []
         try:
-            return list(self.backend.generate(requests))
+            completions = list(self.backend.generate(requests))
+            if len(completions) != len(requests):
+                raise RuntimeError(f"the {self.backend.name or 'model'} backend returned {len(completions)} completions "
+                                   f"for {len(requests)} requests")
+            return completions
         except Exception as err:  # noqa: BLE001 - isolate the request that caused it
             if len(requests) == 1:
                 logger.exception("generation failed")
@@ -420,15 +555,34 @@ class BatchingQueue:
             batch = [(job, future) for job, future in batch if not future.done()]
             if not batch:
                 continue
+            jobs = [job for job, _ in batch]
             try:
-                results = await anyio.to_thread.run_sync(self.runner.answer, [job for job, _ in batch])
-            except Exception as err:  # noqa: BLE001 - a bug in answer(): every waiter hears of it, the server lives on
+                results = await anyio.to_thread.run_sync(self.runner.answer, jobs)
+            except Exception as err:  # noqa: BLE001 - a bug in answer(): the server lives on
                 logger.exception("answering a batch of %d failed", len(batch))
-                results = [APIError(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(err).__name__}",
-                                    code="internal_error")] * len(batch)
+                if len(jobs) == 1:
+                    results = [_internal_error(err)]
+                else:
+                    # Answered again one by one, so only the job that trips the bug fails.
+                    results = [await self._answer_alone(job) for job in jobs]
             for (_, future), result in zip(batch, results):
                 if not future.done():
                     future.set_result(result)
+
+
+    async def _answer_alone(self, job: ChatJob) -> ChatAnswer | APIError:
+        import anyio.to_thread
+
+        try:
+            return (await anyio.to_thread.run_sync(self.runner.answer, [job]))[0]
+        except Exception as err:  # noqa: BLE001 - this job's failure, reported to it alone
+            logger.exception("answering one request failed")
+            return _internal_error(err)
+
+
+def _internal_error(err: Exception) -> APIError:
+    return APIError(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error ({type(err).__name__}); see the server's log",
+                    code="internal_error")
 
 
 # --- the HTTP app ------------------------------------------------------------------------------
@@ -489,11 +643,168 @@ class _IgnoreTrailingSlash:
         await self.app(scope, receive, send)
 
 
+class RequestQueue:
+    """The bounded queue in front of the batching loop (and the reward worker).
+
+    At most ``max_in_progress`` requests hold a turn at once; up to ``max_waiting`` more wait for one,
+    in arrival order (asyncio's semaphore wakes its waiters first come, first served). A request that
+    finds every turn and every waiting place taken is refused at once with 503 and Retry-After: a
+    client backs off rather than the server piling up work it cannot finish. The counts are read by
+    ``/health``; the event loop is one thread, so they need no lock."""
+
+    def __init__(self, max_in_progress: int, max_waiting: int):
+        self.max_in_progress = max_in_progress
+        self.max_waiting = max_waiting
+        self.num_in_progress = 0
+        self.num_waiting = 0
+        self._turns = asyncio.Semaphore(max_in_progress)
+
+    @contextlib.asynccontextmanager
+    async def place(self) -> AsyncIterator["QueuePlace"]:
+        """A place in the queue (503 when there is none), held until the request is answered; the
+        request may be checked while it waits, then awaits :meth:`QueuePlace.turn`."""
+        if self.num_in_progress + self.num_waiting >= self.max_in_progress + self.max_waiting:
+            raise APIError(HTTPStatus.SERVICE_UNAVAILABLE,
+                           f"judgetrain serve is busy: {self.num_in_progress} requests are in progress (--max-concurrency "
+                           f"{self.max_in_progress}) and {self.num_waiting} are waiting (--max-queue {self.max_waiting}); "
+                           f"retry in {RETRY_AFTER_SECONDS} s", code="server_overloaded",
+                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        self.num_waiting += 1
+        place = QueuePlace(self)
+        try:
+            yield place
+        finally:
+            if place.has_turn:
+                self.num_in_progress -= 1
+                self._turns.release()
+            else:
+                self.num_waiting -= 1
+
+
+class QueuePlace:
+    """One request's place in a :class:`RequestQueue`."""
+
+    def __init__(self, queue: RequestQueue):
+        self.queue = queue
+        self.has_turn = False
+
+    async def turn(self) -> None:
+        """Wait until this request may go in progress (a cancelled wait holds nothing)."""
+        assert not self.has_turn, "a place takes one turn"
+        await self.queue._turns.acquire()
+        # No await between acquiring and recording it: a cancellation cannot leak the turn.
+        self.queue.num_waiting -= 1
+        self.queue.num_in_progress += 1
+        self.has_turn = True
+
+
+def _split_host(host: str) -> tuple[str, str | None]:
+    """A Host header's name and port: ``"[::1]:8000"`` → ``("[::1]", "8000")``, ``"a"`` → ``("a", None)``."""
+    if host.startswith("["):
+        end = host.find("]")
+        name, rest = (host, "") if end < 0 else (host[:end + 1], host[end + 1:])
+        return name, rest[1:] if rest.startswith(":") else None
+    name, colon, port = host.rpartition(":")
+    return (name, port) if colon else (host, None)
+
+
+def _host_literal(address: str) -> str:
+    """An address as a Host header writes it (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
+
+
+class _HostCheck:
+    """ASGI middleware: only requests whose ``Host`` header names this server are answered.
+
+    A web page can point a name it controls at 127.0.0.1 and then read a local server as its own
+    site; the Host header still carries the page's name, so naming a host other than this server's is
+    refused (421, in OpenAI's error shape). Starlette's TrustedHostMiddleware drops the port and
+    answers in plain text, hence this. Allowed: the loopback names, ``bound_names`` and the address the
+    connection arrived at, each with the port it arrived on; ``allowed_hosts`` entries ``NAME`` (any
+    port) or ``NAME:PORT``; ``"*"`` allows every Host."""
+
+    def __init__(self, app: Any, bound_names: Sequence[str], allowed_hosts: Sequence[str]):
+        from starlette.responses import JSONResponse
+
+        self.app = app
+        self._response = JSONResponse
+        self.any_host = "*" in allowed_hosts
+        self.bound_names = {name.lower() for name in (*LOOPBACK_HOST_NAMES, *bound_names)}
+        entries = [entry.strip().lower() for entry in allowed_hosts if entry.strip() not in ("", "*")]
+        self.names_any_port = {entry for entry in entries if _split_host(entry)[1] is None}
+        self.names_with_port = {entry for entry in entries if _split_host(entry)[1] is not None}
+
+    def allowed(self, host: str, server: tuple[str, int] | None) -> bool:
+        name, port = _split_host(host)
+        if name in self.names_any_port or host in self.names_with_port:
+            return True
+        if server is None:  # not served over TCP (e.g. an in-process test client): loopback names only
+            return name in self.bound_names
+        local_address, local_port = server[0], int(server[1])
+        names = self.bound_names | {_host_literal(local_address).lower()}
+        # A Host without a port means the scheme's default one (80 for http).
+        return name in names and (port == str(local_port) if port is not None else local_port == 80)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self.any_host:
+            await self.app(scope, receive, send)
+            return
+        host = next((value.decode("latin-1") for key, value in scope["headers"] if key == b"host"), "").strip().lower()
+        server = scope.get("server")
+        if self.allowed(host, server):
+            await self.app(scope, receive, send)
+            return
+        port = f":{server[1]}" if server else ""
+        answered = ", ".join(f"{name}{port}" for name in sorted(self.bound_names | self.names_any_port))
+        message = (f"the Host header {host!r} names no host this server answers ({answered}); reach it by one of those "
+                   f"names, or start it with --allowed-host {_split_host(host)[0] or 'NAME'}" if host else
+                   f"send a Host header naming this server ({answered})")
+        error = APIError(HTTPStatus.MISDIRECTED_REQUEST, message, code="invalid_host")
+        await self._response(error.body(), status_code=error.status)(scope, receive, send)
+
+
+class _BearerAuth:
+    """ASGI middleware: every route but ``OPEN_PATHS`` needs ``Authorization: Bearer <api_key>`` (401
+    otherwise, in OpenAI's error shape, as vLLM's ``--api-key``). The comparison takes the same time
+    whatever the key sent, so timing does not tell how much of it was right."""
+
+    def __init__(self, app: Any, api_key: str):
+        from starlette.responses import JSONResponse
+
+        assert api_key, "an empty key would let every request in"
+        self.app = app
+        self._response = JSONResponse
+        self._key = api_key.encode("utf-8")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        header = next((value for key, value in scope["headers"] if key == b"authorization"), None)
+        scheme, _, token = (header or b"").partition(b" ")
+        if header is None or scheme.lower() != b"bearer":
+            message = "this server needs an API key: send the header 'Authorization: Bearer <key>'"
+        elif not hmac.compare_digest(token.strip(), self._key):
+            message = "the API key sent is not this server's; send 'Authorization: Bearer <key>' with its key"
+        else:
+            await self.app(scope, receive, send)
+            return
+        error = APIError(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key")
+        await self._response(error.body(), status_code=error.status, headers={"WWW-Authenticate": "Bearer"})(
+            scope, receive, send)
+
+
 def build_app(backend: Backend | None, served_model_name: str, *, batch_size: int = 8,
-              max_concurrency: int = DEFAULT_MAX_CONCURRENCY, max_body_bytes: int = MAX_BODY_BYTES,
-              judge_card: dict[str, Any] | None = None, reward_scorer: Any = None) -> Any:
+              max_concurrency: int = DEFAULT_MAX_CONCURRENCY, max_queue: int = DEFAULT_MAX_QUEUE,
+              max_body_bytes: int = MAX_BODY_BYTES, judge_card: dict[str, Any] | None = None,
+              reward_scorer: Any = None, api_key: str | None = None, bound_names: Sequence[str] = (),
+              allowed_hosts: Sequence[str] = ()) -> Any:
     """The FastAPI app serving ``backend`` under ``served_model_name`` (see the module docstring); with
-    ``reward_scorer`` (and no backend), a reward model on ``POST /pooling``."""
+    ``reward_scorer`` (and no backend), a reward model on ``POST /pooling``.
+
+    ``api_key`` (None: no key) is the key every route but ``/health`` needs; ``bound_names`` (the
+    host the server binds) and ``allowed_hosts`` (``--allowed-host``) are the Host names answered
+    besides the loopback ones. ``judge_card`` is served as given (see :func:`without_local_paths`)."""
     try:
         from fastapi import FastAPI
         from fastapi import Request as HTTPRequest
@@ -502,7 +813,7 @@ def build_app(backend: Backend | None, served_model_name: str, *, batch_size: in
     except ImportError as err:
         raise ImportError("judgetrain serve needs FastAPI and uvicorn: pip install 'judgetrain[api]'") from err
     for name, value, low in (("batch_size", batch_size, 1), ("max_concurrency", max_concurrency, 1),
-                             ("max_body_bytes", max_body_bytes, 1)):
+                             ("max_queue", max_queue, 0), ("max_body_bytes", max_body_bytes, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
     if max_concurrency < batch_size:
@@ -513,9 +824,7 @@ def build_app(backend: Backend | None, served_model_name: str, *, batch_size: in
     runner = ModelRunner(backend) if backend is not None else None
     batcher = BatchingQueue(runner, batch_size) if runner is not None else None
     reward_lock = threading.Lock()  # the reward model is entered by one worker thread at a time
-    # Requests in progress (queued or generating). A request that finds it full is refused, not queued.
-    slots = asyncio.Semaphore(max_concurrency)
-    in_progress = [0]  # the same count, for /health (the loop is one thread: no lock needed)
+    requests = RequestQueue(max_concurrency, max_queue)
     created = int(time.time())
 
     @contextlib.asynccontextmanager
@@ -528,6 +837,7 @@ def build_app(backend: Backend | None, served_model_name: str, *, batch_size: in
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
+        runner.close()
 
     app = FastAPI(title="judgetrain serve", version="1", lifespan=lifespan,
                   description=f"OpenAI-compatible chat completions from the judge {served_model_name}.")
@@ -556,16 +866,15 @@ def build_app(backend: Backend | None, served_model_name: str, *, batch_size: in
     async def on_unexpected(http_request: HTTPRequest, err: Exception) -> JSONResponse:
         # The traceback goes to the server's log (Starlette re-raises it to uvicorn); the client gets a line.
         logger.error("%s %s failed: %s: %s", http_request.method, http_request.url.path, type(err).__name__, err)
-        return error_response(APIError(HTTPStatus.INTERNAL_SERVER_ERROR,
-                                       f"internal error ({type(err).__name__}); see the server's log", code="internal_error"))
+        return error_response(_internal_error(err))
 
     def model_card() -> dict[str, Any]:
         return {"id": served_model_name, "object": "model", "created": created, "owned_by": "judgetrain"}
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": served_model_name, "requests_in_progress": in_progress[0],
-                "max_concurrency": max_concurrency}
+        return {"status": "ok", "model": served_model_name, "requests_in_progress": requests.num_in_progress,
+                "requests_waiting": requests.num_waiting, "max_concurrency": max_concurrency, "max_queue": max_queue}
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -592,20 +901,17 @@ def build_app(backend: Backend | None, served_model_name: str, *, batch_size: in
                            f"(got {content_type or 'no Content-Type'})", code="unsupported_media_type")
         raw = await _read_body(http_request, max_body_bytes)
         try:
-            body = json.loads(raw) if raw.strip() else None
+            body = json.loads(raw, parse_int=_json_integer) if raw.strip() else None
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             detail = f"{err.msg} at char {err.pos}" if isinstance(err, json.JSONDecodeError) else "it is not UTF-8"
             raise _bad(f"the body is not valid JSON: {detail}", None, "invalid_json") from None
+        except RecursionError:
+            # The decoder recurses once per level; a chat request is a few levels deep.
+            raise _bad("the body is JSON nested too deeply to read; a chat request's objects and lists nest a few "
+                       "levels deep", None, "invalid_json") from None
         if body is None:
             raise _bad("the body is empty: send a JSON object with 'messages'", None, "invalid_body")
         return body
-
-    def refuse_when_full() -> None:
-        if slots.locked():
-            raise APIError(HTTPStatus.SERVICE_UNAVAILABLE,
-                           f"judgetrain serve is busy: {max_concurrency} requests are in progress, its limit "
-                           f"(--max-concurrency); retry in {RETRY_AFTER_SECONDS} s", code="server_overloaded",
-                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     @app.post("/pooling")
     async def pooling(http_request: HTTPRequest) -> JSONResponse:
@@ -619,18 +925,23 @@ def build_app(backend: Backend | None, served_model_name: str, *, batch_size: in
             raise _bad("send the conversation to score as 'messages' (a list of {role, content}); raw 'input' text is "
                        "not taken, since the reward model scores its own chat template", "input", "unsupported")
         messages = list(_messages_from(body))
-        refuse_when_full()
 
-        def score() -> tuple[float, int]:
+        def score() -> tuple[float, int] | APIError:
             with reward_lock:
-                return reward_scorer.score([messages])[0], len(reward_scorer.encode(messages))
+                try:
+                    num_tokens = len(reward_scorer.encode(messages))
+                except Exception as err:  # noqa: BLE001 - what the template or tokenizer refuses is this request's
+                    detail = without_local_paths(f"{type(err).__name__}: {err}")[:300]
+                    return _bad(f"the messages cannot be made into this model's input ({detail}); check their roles "
+                                "and text", "messages", "invalid_prompt")
+                return reward_scorer.score([messages])[0], num_tokens
 
-        async with slots:
-            in_progress[0] += 1
-            try:
-                reward, num_tokens = await asyncio.to_thread(score)
-            finally:
-                in_progress[0] -= 1
+        async with requests.place() as place:
+            await place.turn()
+            scored = await asyncio.to_thread(score)
+        if isinstance(scored, APIError):
+            raise scored
+        reward, num_tokens = scored
         return JSONResponse({"id": f"pool-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()),
                              "model": served_model_name, "data": [{"index": 0, "object": "pooling", "data": [reward]}],
                              "usage": {"prompt_tokens": num_tokens, "total_tokens": num_tokens}})
@@ -645,18 +956,16 @@ def build_app(backend: Backend | None, served_model_name: str, *, batch_size: in
         if job.top_logprobs is not None and not runner.serves_logprobs:
             raise _bad(f"logprobs are not available from this server's {backend.name or type(backend).__name__} backend",
                        "logprobs", "unsupported")
-        refuse_when_full()
-        async with slots:
-            in_progress[0] += 1
-            try:
-                result = await batcher.submit(job)
-            finally:
-                in_progress[0] -= 1
+        async with requests.place() as place:
+            job = await runner.checked(job)  # while it waits: a request the tokenizer refuses never joins a batch
+            await place.turn()
+            result = await batcher.submit(job)
         if isinstance(result, APIError):
             raise result
         return JSONResponse(_response_body(result, served_model_name))
 
-    return _IgnoreTrailingSlash(app)
+    guarded: Any = app if api_key is None else _BearerAuth(app, api_key)
+    return _IgnoreTrailingSlash(_HostCheck(guarded, bound_names, allowed_hosts))
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -724,18 +1033,65 @@ class JudgeHTTPServer:
         self.socket.close()
 
 
+def read_api_key(env_name: str) -> str:
+    """The API key held by the environment variable ``env_name`` (surrounding whitespace dropped, as
+    the client drops it); a ValueError when the variable is unset or empty."""
+    if not env_name or not env_name.strip():
+        raise ValueError("--api-key-env: give the name of the environment variable that holds the key, e.g. JUDGE_API_KEY")
+    key = os.environ.get(env_name, "").strip()
+    if not key:
+        raise ValueError(f"--api-key-env {env_name}: the environment variable {env_name} is unset or empty; put the key "
+                         f"in it (e.g. export {env_name}=$(openssl rand -hex 32)) or leave --api-key-env out")
+    return key
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve beyond this machine
+        return False
+
+
+def exposure_warning(host: str, api_key_required: bool) -> str | None:
+    """The warning a server bound at ``host`` deserves: one beyond loopback that takes no API key is
+    open to whoever reaches it. None when there is nothing to warn about."""
+    if api_key_required or is_loopback(host):
+        return None
+    return (f"judgetrain serve binds {host or 'every address'}, beyond this machine, and asks no API key: whoever "
+            "reaches it can use the model; start it with --api-key-env NAME (the key in $NAME), or bind 127.0.0.1")
+
+
+def default_served_name(model: str | os.PathLike) -> str:
+    """The model id a model is served under by default: a local dir by its last component (no path of
+    this machine is served), anything else (a hub id, ``tiny``) as given."""
+    if Path(model).exists():
+        return Path(model).resolve().name
+    return str(model)
+
+
 def start_server(model: str | Backend, host: str = "127.0.0.1", port: int = 0, *, batch_size: int = 8,
                  served_model_name: str | None = None, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> tuple[JudgeHTTPServer, threading.Thread]:
+                 max_queue: int = DEFAULT_MAX_QUEUE, max_body_bytes: int = MAX_BODY_BYTES,
+                 api_key_env: str | None = None,
+                 allowed_hosts: Sequence[str] = ()) -> tuple[JudgeHTTPServer, threading.Thread]:
     """Start serving ``model`` (a model name/dir for the transformers backend, or a ready Backend) on a
     background thread. Port 0 picks a free port: read it from ``server.server_address[1]``. Stop with
-    ``server.shutdown(); server.server_close()``."""
+    ``server.shutdown(); server.server_close()``.
+
+    ``api_key_env`` names the environment variable holding the key every route but ``/health``
+    needs (read now); ``allowed_hosts`` are Host names answered besides the loopback ones and ``host``."""
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     if max_concurrency < 1:
         raise ValueError(f"--max-concurrency must be at least 1, got {max_concurrency}")
+    if max_queue < 0:
+        raise ValueError(f"--max-queue must be at least 0 (0 refuses once every place is taken), got {max_queue}")
     if max_body_bytes < 1:
         raise ValueError(f"--max-body-bytes must be at least 1, got {max_body_bytes}")
+    api_key = read_api_key(api_key_env) if api_key_env is not None else None
     card = None
     if isinstance(model, (str, os.PathLike)) and Path(model).is_dir() and has_card(model):
         # An export dir: publish its card so a client can set itself up from the URL alone (a bad
@@ -744,26 +1100,32 @@ def start_server(model: str | Backend, host: str = "127.0.0.1", port: int = 0, *
     backend, reward_scorer = None, None
     if isinstance(model, Backend):
         backend = model
-        name = served_model_name or backend.model_id or "judge"
+        name = served_model_name or default_served_name(backend.model_id or "judge")
     elif card is not None and card.kind == "reward":
         from judgetrain.reward.judge import LocalRewardScorer
 
         assert card.reward is not None, "a reward card has reward settings"
         reward_scorer = LocalRewardScorer(model, batch_size=1, max_seq_len=card.reward.max_seq_len)
-        name = served_model_name or str(model)
+        name = served_model_name or default_served_name(model)
     else:
         from judgetrain.judging.backends.transformers_backend import TransformersBackend
 
         backend = TransformersBackend(model, batch_size=batch_size)
-        name = served_model_name or str(model)
-    app = build_app(backend, name, batch_size=batch_size, max_concurrency=max_concurrency,
-                    max_body_bytes=max_body_bytes, judge_card=card.to_dict() if card is not None else None,
-                    reward_scorer=reward_scorer)
+        name = served_model_name or default_served_name(model)
+    warning = exposure_warning(host, api_key is not None)
+    if warning is not None:
+        logger.warning("%s", warning)
+    bound_names = [] if host.strip() in WILDCARD_HOSTS else [_host_literal(host.strip())]
+    app = build_app(backend, name, batch_size=batch_size, max_concurrency=max_concurrency, max_queue=max_queue,
+                    max_body_bytes=max_body_bytes, reward_scorer=reward_scorer, api_key=api_key,
+                    judge_card=without_local_paths(card.to_dict()) if card is not None else None,
+                    bound_names=bound_names, allowed_hosts=allowed_hosts)
     server = JudgeHTTPServer(app, host, port, name)
     thread = server.start()
     return server, thread
 
 
 __all__ = ["configure", "run", "start_server", "serve_until_interrupted", "build_app", "parse_chat_request",
-           "JudgeHTTPServer", "BatchingQueue", "ModelRunner", "ChatJob", "ChatAnswer", "APIError",
-           "MAX_BODY_BYTES", "DEFAULT_MAX_CONCURRENCY"]
+           "JudgeHTTPServer", "BatchingQueue", "RequestQueue", "QueuePlace", "ModelRunner", "ChatJob", "ChatAnswer",
+           "APIError", "OversizedInteger", "without_local_paths", "read_api_key", "is_loopback", "exposure_warning",
+           "default_served_name", "MAX_BODY_BYTES", "DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_QUEUE"]

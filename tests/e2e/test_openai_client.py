@@ -2,9 +2,12 @@
 
 Chat completions say what the same model says locally, logprobs are the model's own, and each
 server error reaches the client as the matching exception (BadRequestError, NotFoundError, …)
-carrying the server's message, param and code.
+carrying the server's message, param and code. With the client's default settings, 200 requests
+sent at once to a server of 4 places all get through its queue; a server with an API key answers
+AuthenticationError to a client without it.
 """
 
+import asyncio
 import threading
 import time
 
@@ -138,7 +141,8 @@ def test_a_busy_server_is_503_and_the_clients_retry_gets_through():
     from judgetrain.serve import start_server
 
     backend = _GatedBackend()
-    server, thread = start_server(backend, "127.0.0.1", 0, max_concurrency=1, batch_size=1)
+    # No queue: the second request finds the one place taken and nowhere to wait.
+    server, thread = start_server(backend, "127.0.0.1", 0, max_concurrency=1, max_queue=0, batch_size=1)
     base_url = f"{server.url}/v1"
     try:
         holder = threading.Thread(target=lambda: httpx.post(f"{base_url}/chat/completions", json={
@@ -151,7 +155,7 @@ def test_a_busy_server_is_503_and_the_clients_retry_gets_through():
         with openai.OpenAI(base_url=base_url, api_key="x", max_retries=0) as impatient:
             with pytest.raises(openai.InternalServerError) as caught:
                 impatient.chat.completions.create(model="gated", messages=[{"role": "user", "content": "second"}])
-        assert caught.value.status_code == 503 and "--max-concurrency" in caught.value.message
+        assert caught.value.status_code == 503 and "--max-queue 0" in caught.value.message
         assert caught.value.code == "server_overloaded"
         # The client retries a 503 after the server's Retry-After (1 s); the slot is free by then.
         threading.Timer(0.3, backend.gate.set).start()
@@ -161,6 +165,70 @@ def test_a_busy_server_is_503_and_the_clients_retry_gets_through():
         holder.join(timeout=30)
     finally:
         backend.gate.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_200_concurrent_requests_with_the_clients_defaults_all_get_through_a_server_of_4_places():
+    import httpx
+
+    from judgetrain.serve import start_server
+
+    server, thread = start_server("tiny", "127.0.0.1", 0, batch_size=4, max_concurrency=4)
+    url = server.url
+    peak_waiting = [0]
+    done = threading.Event()
+
+    def watch() -> None:  # how many waited at once: the queue, not refusals, absorbed the burst
+        while not done.is_set():
+            peak_waiting[0] = max(peak_waiting[0], httpx.get(f"{url}/health", timeout=10).json()["requests_waiting"])
+            time.sleep(0.05)
+
+    async def ask_all() -> list:
+        # The client's defaults: 2 retries, its own timeout and connection pool.
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="not-checked") as client:
+            calls = [client.chat.completions.create(model="tiny", max_tokens=4, messages=[
+                {"role": "user", "content": f"Question {i}: is answer {i % 7} right?"}]) for i in range(200)]
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        results = asyncio.run(ask_all())
+    finally:
+        done.set()
+        watcher.join(timeout=30)
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    failures = [r for r in results if isinstance(r, Exception)]
+    assert not failures, f"{len(failures)} of 200 failed, e.g. {failures[0]!r}"
+    assert all(isinstance(r.choices[0].message.content, str) for r in results)
+    assert peak_waiting[0] > 4
+
+
+def test_a_server_with_an_api_key_refuses_a_client_without_it(monkeypatch):
+    from judgetrain.serve import start_server
+
+    monkeypatch.setenv("JUDGETRAIN_TEST_SERVE_KEY", "client-test-key")
+    backend = _GatedBackend()
+    backend.gate.set()  # answers at once
+    server, thread = start_server(backend, "127.0.0.1", 0, api_key_env="JUDGETRAIN_TEST_SERVE_KEY")
+    base_url = f"{server.url}/v1"
+    try:
+        for key in ("wrong-key", "client-test-ke"):
+            with openai.OpenAI(base_url=base_url, api_key=key, max_retries=0) as client:
+                with pytest.raises(openai.AuthenticationError) as caught:
+                    client.chat.completions.create(model="gated", messages=[{"role": "user", "content": "hi"}])
+                assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
+                with pytest.raises(openai.AuthenticationError):
+                    client.models.list()
+        with openai.OpenAI(base_url=base_url, api_key="client-test-key", max_retries=0) as client:
+            assert [m.id for m in client.models.list().data] == ["gated"]
+            answer = client.chat.completions.create(model="gated", messages=[{"role": "user", "content": "hi"}])
+            assert answer.choices[0].message.content == "ok"
+    finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)

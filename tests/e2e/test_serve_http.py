@@ -1,5 +1,6 @@
 """`judgetrain serve` on 127.0.0.1 with the tiny model, and the HTTP backend and the Judge over it:
-a real server answering real requests."""
+a real server answering real requests. A tiny export served with an API key: no path of this
+machine in anything it answers, and the Judge built from its URL sends the key."""
 
 from __future__ import annotations
 
@@ -124,3 +125,133 @@ def test_the_serve_command_starts_and_answers(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+# --- a tiny export behind an API key -------------------------------------------------------------
+
+KEY_ENV = "JUDGETRAIN_TEST_SERVE_KEY"
+KEY = "e2e-test-key-value"
+
+
+@pytest.fixture(scope="module")
+def key_in_environment():
+    previous = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = KEY
+    yield KEY_ENV
+    if previous is None:
+        os.environ.pop(KEY_ENV, None)
+    else:
+        os.environ[KEY_ENV] = previous
+
+
+@pytest.fixture(scope="module")
+def served_export(tmp_path_factory, key_in_environment):
+    """A tiny LoRA judge trained one step and exported under a tmp dir (its card records the absolute
+    path of its training data), served with an API key; yields (tmp dir, export dir, url)."""
+    from judgetrain.data.prepare import prepare_dataset
+    from judgetrain.export import export
+    from judgetrain.quickstart import FORMAT, read_shipped
+    from judgetrain.serve import start_server
+    from judgetrain.train.config import load_config
+    from judgetrain.train.trainer import train
+
+    tmp = tmp_path_factory.mktemp("serve-export")
+    prepare_dataset(read_shipped("train_llmbar.jsonl")[:2], tmp / "data", format_name=FORMAT, source="test", seed=0)
+    (tmp / "train.yaml").write_text(
+        "model: {path: tiny}\n"
+        f"data: {{datasets: [{{path: '{tmp / 'data'}'}}], format: {FORMAT}, max_seq_len: 2048}}\n"
+        "method: {name: lora, lora: {r: 4, alpha: 8, dropout: 0.0}}\n"
+        "optim: {lr: 1.0e-3, max_steps: 1, per_device_batch_size: 2, warmup_ratio: 0.0, schedule: constant}\n"
+        "logging: {stdout: false, every_steps: 100}\n"
+        "checkpoint: {every_steps: 0, resume: never}\n"
+        f"output_dir: '{tmp / 'run'}'\n",
+        encoding="utf-8",
+    )
+    out = export(train(load_config(tmp / "train.yaml")).final_dir, tmp / "judge", dtype="fp32", max_new_tokens=8)
+    server, thread = start_server(str(out), "127.0.0.1", 0, batch_size=2, api_key_env=key_in_environment)
+    yield tmp, out, server.url
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_no_path_of_this_machine_is_served(served_export):
+    tmp, out, url = served_export
+    card_file = json.loads((out / "judge_card.json").read_text())
+    assert str(tmp) in json.dumps(card_file), "the card on disk records a tmp path: what this test looks for"
+    key = {"Authorization": f"Bearer {KEY}"}
+    port = url.rsplit(":", 1)[1]
+    answers = {
+        "health": httpx.get(f"{url}/health", timeout=10),
+        "models": httpx.get(f"{url}/v1/models", headers=key, timeout=10),
+        "model": httpx.get(f"{url}/v1/models/judge", headers=key, timeout=10),
+        "other model": httpx.get(f"{url}/v1/models/other", headers=key, timeout=10),
+        "card": httpx.get(f"{url}/v1/judge_card", headers=key, timeout=10),
+        "bad request": httpx.post(f"{url}/v1/chat/completions", json={"model": "judge"}, headers=key, timeout=10),
+        "pooling": httpx.post(f"{url}/pooling", json={"messages": [{"role": "user", "content": "hi"}]}, headers=key,
+                              timeout=10),
+        "no key": httpx.get(f"{url}/v1/judge_card", timeout=10),
+        "bad host": httpx.get(f"{url}/health", headers={"Host": f"elsewhere.example:{port}"}, timeout=10),
+        "openapi": httpx.get(f"{url}/openapi.json", headers=key, timeout=10),
+    }
+    for name, response in answers.items():
+        assert str(tmp) not in response.text and str(out) not in response.text, (name, response.text)
+    assert [answers[name].status_code for name in answers] == [200, 200, 200, 404, 200, 400, 400, 401, 421, 200]
+    assert answers["health"].json()["model"] == "judge" == answers["models"].json()["data"][0]["id"]
+    from judgetrain.serve import without_local_paths
+
+    card = answers["card"].json()
+    assert card == without_local_paths(card_file)
+    assert "data" in card["training_data"]["manifest_hashes"]  # the prepared dir, by its name
+    assert card["format"] == card_file["format"] and card["decoding"] == card_file["decoding"]
+
+
+def test_the_judge_from_the_url_sends_the_key(served_export, key_in_environment):
+    from judgetrain import Judge
+
+    _, out, url = served_export
+    with pytest.raises(ValueError, match="needs an API key; pass api_key_env="):
+        Judge.from_card(url)
+    remote = Judge.from_card(url, api_key_env=key_in_environment)
+    local = Judge.from_card(out)
+    try:
+        assert remote.backend.api_key_env == key_in_environment and remote.backend.model_id == "judge"
+        question, answer_a, answer_b = "Name a prime number.", "7 is prime.", "9 is prime."
+        served, here = remote.compare(question, answer_a, answer_b), local.compare(question, answer_a, answer_b)
+        assert served.error is None
+        assert [o.raw_text for o in (served.both_orders.original, served.both_orders.swapped)] == [
+            o.raw_text for o in (here.both_orders.original, here.both_orders.swapped)]
+    finally:
+        remote.backend.close()
+        local.backend.close()
+
+
+def test_the_serve_command_reads_its_key_from_the_environment():
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("JUDGETRAIN_TEST_UNSET_KEY", None)
+    missing = subprocess.run([sys.executable, "-m", "judgetrain", "serve", "--model", "tiny", "--port", "0",
+                              "--api-key-env", "JUDGETRAIN_TEST_UNSET_KEY"], capture_output=True, text=True, env=env,
+                             timeout=120)
+    assert missing.returncode == 1
+    assert "the environment variable JUDGETRAIN_TEST_UNSET_KEY is unset or empty" in missing.stderr
+    env["JUDGETRAIN_TEST_CLI_KEY"] = "cli-key-value"
+    process = subprocess.Popen([sys.executable, "-m", "judgetrain", "serve", "--model", "tiny", "--port", "0",
+                                "--api-key-env", "JUDGETRAIN_TEST_CLI_KEY", "--max-concurrency", "2", "--max-queue", "8",
+                                "--allowed-host", "judge.example.org"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()
+        assert "API key from $JUDGETRAIN_TEST_CLI_KEY" in line and "cli-key-value" not in line, line
+        base_url = line.split("on ", 1)[1].split()[0]
+        assert httpx.post(f"{base_url}/chat/completions", json=_chat("hello"), timeout=60).status_code == 401
+        key = {"Authorization": "Bearer cli-key-value"}
+        assert httpx.post(f"{base_url}/chat/completions", json=_chat("hello"), headers=key, timeout=60).status_code == 200
+        health = httpx.get(base_url.removesuffix("/v1") + "/health", headers={"Host": "judge.example.org"}, timeout=10)
+        assert health.status_code == 200 and health.json()["max_concurrency"] == 2 and health.json()["max_queue"] == 8
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log = process.stderr.read()
+        process.stdout.close()
+        process.stderr.close()
+    assert "cli-key-value" not in log  # the key is never logged

@@ -1,12 +1,17 @@
 """`judgetrain serve` under bad input and load, over real HTTP on 127.0.0.1.
 
 Malformed JSON, missing fields, wrong types, wrong content type and oversized bodies get a 4xx in
-OpenAI's error shape naming the field, never a traceback; requests beyond ``--max-concurrency``
-get 503 with Retry-After while /health keeps answering; a failing request does not fail the
-others batched with it; 200 concurrent requests are all answered and the server is up after.
+OpenAI's error shape naming the field, never a traceback; so do the bodies that once took the
+server down to a 500 (a lone surrogate, a seed past 64 bits, JSON 100,000 levels deep, a 5,000-digit
+integer), each failing alone beside good requests sent with it. Requests beyond ``--max-concurrency``
+wait in the queue; only one that finds ``--max-queue`` full gets 503 with Retry-After, while /health
+keeps answering; a failing request does not fail the others batched with it; 200 concurrent requests
+are all answered and the server is up after. The API key and the Host check refuse whom they must.
 """
 
 import asyncio
+import json
+import logging
 import threading
 import time
 
@@ -28,6 +33,16 @@ def tiny_server():
     server.shutdown()
     server.server_close()
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def roomy_tiny_server():
+    """The tiny model behind the default body limit (8 MiB), room for a body 100,000 levels deep."""
+    from judgetrain.serve import start_server
+
+    server, thread = start_server("tiny", "127.0.0.1", 0, batch_size=8)
+    yield server.url
+    _stop(server, thread)
 
 
 class FakeBackend(Backend):
@@ -217,58 +232,63 @@ def test_200_concurrent_requests_are_all_answered(tiny_server):
     assert httpx.post(f"{tiny_server}/v1/chat/completions", json=_chat(), timeout=30).status_code == 200
 
 
-def test_requests_beyond_the_limit_get_503_with_retry_after():
+def test_requests_beyond_the_limit_wait_in_the_queue_and_a_full_queue_gets_503_with_retry_after():
     gate = threading.Event()
     backend = FakeBackend(gate)
-    server, thread = _start_fake(backend, batch_size=2, max_concurrency=4)
+    server, thread = _start_fake(backend, batch_size=2, max_concurrency=4, max_queue=2)
     url = server.url
     try:
-        admitted: list[httpx.Response] = []
+        answered: list[httpx.Response] = []
 
         def ask() -> None:
-            admitted.append(httpx.post(f"{url}/v1/chat/completions", json=_chat(), timeout=60))
+            answered.append(httpx.post(f"{url}/v1/chat/completions", json=_chat(), timeout=60))
 
-        askers = [threading.Thread(target=ask) for _ in range(4)]
+        askers = [threading.Thread(target=ask) for _ in range(6)]
         for asker in askers:
             asker.start()
         deadline = time.monotonic() + 30
-        while httpx.get(f"{url}/health").json()["requests_in_progress"] < 4:
-            assert time.monotonic() < deadline, "the 4 requests were never admitted"
+        while (health := httpx.get(f"{url}/health").json())["requests_waiting"] < 2:
+            assert time.monotonic() < deadline, f"the 6 requests never all arrived: {health}"
             time.sleep(0.02)
+        assert health["requests_in_progress"] == 4 and health["max_queue"] == 2
         refused = httpx.post(f"{url}/v1/chat/completions", json=_chat(), timeout=10)
-        error = _assert_openai_error(refused, 503, "--max-concurrency")
+        error = _assert_openai_error(refused, 503, "--max-queue 2")
+        assert "--max-concurrency 4" in error["message"]
         assert error["code"] == "server_overloaded" and refused.headers["retry-after"] == "1"
-        assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"  # GETs are never limited
+        assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"  # GETs are never queued
         gate.set()
         for asker in askers:
             asker.join(timeout=30)
-        assert [r.status_code for r in admitted] == [200] * 4
+        assert [r.status_code for r in answered] == [200] * 6  # the two that waited were answered too
         assert httpx.post(f"{url}/v1/chat/completions", json=_chat(), timeout=10).status_code == 200
         assert max(backend.batch_sizes) <= 2
+        health = httpx.get(f"{url}/health", timeout=5).json()
+        assert health["requests_in_progress"] == 0 and health["requests_waiting"] == 0
     finally:
         gate.set()
         _stop(server, thread)
 
 
-def test_a_burst_past_the_limit_is_answered_200_or_503_and_the_server_stays_up():
+def test_a_burst_past_the_queue_is_answered_200_or_503_and_the_server_stays_up():
     backend = FakeBackend(seconds_per_batch=0.2)
-    server, thread = _start_fake(backend, batch_size=8, max_concurrency=16)
+    server, thread = _start_fake(backend, batch_size=8, max_concurrency=16, max_queue=16)
     try:
         responses = asyncio.run(_fire(server.url, [_chat(f"q{i}") for i in range(200)], timeout_seconds=120))
         statuses = [r.status_code for r in responses]
-        assert set(statuses) <= {200, 503} and statuses.count(200) >= 16 and 503 in statuses
+        # The first 32 to arrive all hold a place (16 in progress, 16 waiting).
+        assert set(statuses) <= {200, 503} and statuses.count(200) >= 32 and 503 in statuses
         for response in responses:
             if response.status_code == 503:
-                _assert_openai_error(response, 503, "--max-concurrency")
+                _assert_openai_error(response, 503, "--max-queue")
         assert httpx.get(f"{server.url}/health", timeout=5).json()["requests_in_progress"] == 0
         assert httpx.post(f"{server.url}/v1/chat/completions", json=_chat(), timeout=10).status_code == 200
     finally:
         _stop(server, thread)
 
 
-def test_a_failing_request_does_not_fail_the_others_in_its_batch():
-    gate = threading.Event()
-    backend = FakeBackend(gate)
+def _held_first_then_batched(backend: FakeBackend, gate: threading.Event, names: tuple[str, str]) -> dict[str, httpx.Response]:
+    """Send "first" (held at the gate while it generates), then ``names``, which queue behind it and
+    make one batch of two; returns every response by name."""
     server, thread = _start_fake(backend, batch_size=4, max_concurrency=8)
     url = server.url
     try:
@@ -281,7 +301,7 @@ def test_a_failing_request_does_not_fail_the_others_in_its_batch():
         first.start()
         while not backend.batch_sizes:  # "first" is generating (held at the gate): the next two queue together
             time.sleep(0.01)
-        rest = [threading.Thread(target=ask, args=(name,)) for name in ("poison pill", "good")]
+        rest = [threading.Thread(target=ask, args=(name,)) for name in names]
         for asker in rest:
             asker.start()
         while httpx.get(f"{url}/health").json()["requests_in_progress"] < 3:
@@ -289,12 +309,40 @@ def test_a_failing_request_does_not_fail_the_others_in_its_batch():
         gate.set()
         for asker in [first, *rest]:
             asker.join(timeout=30)
-        assert results["first"].status_code == 200 and results["good"].status_code == 200
-        _assert_openai_error(results["poison pill"], 500, "generation failed: ValueError: poisoned prompt")
-        assert backend.batch_sizes == [1, 2, 1, 1]  # the failed batch of two, retried one by one
+        return results
     finally:
         gate.set()
         _stop(server, thread)
+
+
+def test_a_failing_request_does_not_fail_the_others_in_its_batch():
+    gate = threading.Event()
+    backend = FakeBackend(gate)
+    results = _held_first_then_batched(backend, gate, ("poison pill", "good"))
+    assert results["first"].status_code == 200 and results["good"].status_code == 200
+    _assert_openai_error(results["poison pill"], 500, "generation failed: ValueError: poisoned prompt")
+    assert backend.batch_sizes == [1, 2, 1, 1]  # the failed batch of two, retried one by one
+
+
+class _MiscountingBackend(FakeBackend):
+    """Leaves out the completion of a request containing "drop" (a backend bug: fewer answers than asked)."""
+
+    def generate(self, requests):
+        self.batch_sizes.append(len(requests))
+        if self.gate is not None:
+            assert self.gate.wait(timeout=60), "the test never opened the gate"
+        return [Completion(text="ok", texts=["ok"] * r.decoding.n, tokens_in=3, tokens_out=1) for r in requests
+                if not any("drop" in m["content"] for m in r.messages)]
+
+
+def test_a_backend_that_answers_too_few_fails_only_the_request_it_left_out():
+    gate = threading.Event()
+    backend = _MiscountingBackend(gate)
+    results = _held_first_then_batched(backend, gate, ("drop me", "good"))
+    assert results["first"].status_code == 200 and results["good"].status_code == 200
+    assert results["good"].json()["choices"][0]["message"]["content"] == "ok"
+    _assert_openai_error(results["drop me"], 500, "returned 0 completions for 1 requests")
+    assert backend.batch_sizes == [1, 2, 1, 1]
 
 
 class _BrokenBackend(Backend):
@@ -366,6 +414,8 @@ def test_settings_are_checked():
     for option in ({"max_concurrency": 0}, {"max_body_bytes": 0}, {"batch_size": 0}):
         with pytest.raises(ValueError, match="at least 1"):
             start_server(FakeBackend(), "127.0.0.1", 0, **option)
+    with pytest.raises(ValueError, match="--max-queue must be at least 0"):
+        start_server(FakeBackend(), "127.0.0.1", 0, max_queue=-1)
 
 
 def test_parse_chat_request_without_a_server():
@@ -382,3 +432,176 @@ def test_parse_chat_request_without_a_server():
     with pytest.raises(APIError) as caught:
         parse_chat_request({"messages": [{"role": "robot", "content": "hi"}]})
     assert caught.value.status == 400 and caught.value.param == "messages[0].role"
+
+
+# --- requests that once failed their whole batch or the server ---------------------------------
+
+
+async def _fire_bodies(url: str, bodies: list[bytes], timeout_seconds: float) -> list[httpx.Response]:
+    """Send every raw JSON body at once over its own connection."""
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=len(bodies))
+    async with httpx.AsyncClient(limits=limits, timeout=timeout_seconds) as client:
+        calls = [client.post(f"{url}/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+                 for body in bodies]
+        return await asyncio.wait_for(asyncio.gather(*calls), timeout=timeout_seconds)
+
+
+def _json_bytes(payload: dict) -> bytes:
+    # json.dumps writes a lone surrogate as the escape "\ud800" (ASCII), the way a client sends it.
+    return json.dumps(payload).encode("ascii")
+
+
+def test_a_lone_surrogate_fails_alone_and_the_good_requests_sent_with_it_get_their_answers(roomy_tiny_server):
+    url = roomy_tiny_server
+    good = [_chat(f"Question {i}: is {i} an even number?") for i in range(4)]
+    expected = [httpx.post(f"{url}/v1/chat/completions", json=payload, timeout=60).json()["choices"][0]["message"]
+                ["content"] for payload in good]
+    poisoned = _chat("Which answer is better? \ud800")
+    bodies = [_json_bytes(good[0]), _json_bytes(good[1]), _json_bytes(poisoned), _json_bytes(good[2]), _json_bytes(good[3])]
+    responses = asyncio.run(_fire_bodies(url, bodies, timeout_seconds=120))
+    answers = [r for i, r in enumerate(responses) if i != 2]
+    assert [r.status_code for r in answers] == [200] * 4, [r.text for r in answers]
+    # Greedy decoding: what each good request gets is what it gets alone.
+    assert [r.json()["choices"][0]["message"]["content"] for r in answers] == expected
+    error = _assert_openai_error(responses[2], 400, "lone surrogate (U+D800) at character 24", "messages[0].content")
+    assert error["code"] == "invalid_text"
+
+
+def _with_integer(field: str, digits: int) -> bytes:
+    return (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "' + field.encode() + b'": '
+            + b"7" * digits + b"}")
+
+
+@pytest.mark.parametrize("body, fragment, param", [
+    (_json_bytes(_chat(seed=2**70)), "'seed' must be a 64-bit integer", "seed"),
+    (_json_bytes(_chat(seed=-2**63 - 1)), "'seed' must be a 64-bit integer", "seed"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply", None),
+    (b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply", None),
+    (_with_integer("seed", 5000), "got an integer of 5000 digits", "seed"),
+    (_with_integer("n", 5000), "got an integer of 5000 digits", "n"),
+    (_with_integer("temperature", 5000), "got an integer of 5000 digits", "temperature"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": ' + b"7" * 5000 + b"}",
+     "got an integer of 5000 digits", "max_tokens"),
+    (_json_bytes(_chat(stop=["ok", "\udfff"])), "lone surrogate (U+DFFF)", "stop"),
+    (_json_bytes({"messages": [{"role": "user", "content": [{"type": "text", "text": "a\ud83d"}]}]}),
+     "lone surrogate (U+D83D) at character 1", "messages[0].content"),
+], ids=["seed-2**70", "seed-below-int64", "array-100000-deep", "messages-100000-deep", "seed-5000-digits",
+        "n-5000-digits", "temperature-5000-digits", "max_tokens-5000-digits", "stop-lone-surrogate", "text-part-lone-surrogate"])
+def test_bodies_that_were_500_are_400_naming_the_field_and_the_server_answers_after(roomy_tiny_server, body, fragment,
+                                                                                     param):
+    _assert_openai_error(_post_raw(roomy_tiny_server, body), 400, fragment, param)
+    assert httpx.get(f"{roomy_tiny_server}/health", timeout=10).json()["status"] == "ok"
+    assert httpx.post(f"{roomy_tiny_server}/v1/chat/completions", json=_chat(), timeout=30).status_code == 200
+
+
+def test_the_largest_seeds_are_taken(roomy_tiny_server):
+    for seed in (2**63 - 1, -2**63):
+        response = httpx.post(f"{roomy_tiny_server}/v1/chat/completions", json=_chat(seed=seed, temperature=1.0),
+                              timeout=30)
+        assert response.status_code == 200, response.text
+
+
+def test_a_batch_the_runner_fails_on_is_answered_again_one_by_one():
+    from judgetrain.serve import APIError, BatchingQueue, ChatAnswer, ModelRunner, parse_chat_request
+
+    class RunnerWithABug(ModelRunner):
+        """Raises (as a bug in the server would) on any batch holding a request that says "bug"."""
+
+        def answer(self, jobs):
+            if any("bug" in job.request.messages[0]["content"] for job in jobs):
+                raise KeyError("bug")
+            return super().answer(jobs)
+
+    backend = FakeBackend()
+
+    async def answer_three() -> list:
+        queue = BatchingQueue(RunnerWithABug(backend), batch_size=4)
+        worker = asyncio.create_task(queue.run())
+        try:
+            # Submitted before the worker first runs: the three make one batch.
+            return await asyncio.gather(*(queue.submit(parse_chat_request(_chat(content)))
+                                          for content in ("first", "a bug", "last")))
+        finally:
+            worker.cancel()
+
+    first, bug, last = asyncio.run(answer_three())
+    assert isinstance(first, ChatAnswer) and isinstance(last, ChatAnswer) and first.completion.text == "ok"
+    assert isinstance(bug, APIError) and bug.status == 500 and bug.code == "internal_error"
+    assert backend.batch_sizes == [1, 1]  # "first" and "last", each alone after the batch of three failed
+
+
+# --- who may ask -------------------------------------------------------------------------------
+
+KEY_ENV = "JUDGETRAIN_TEST_SERVE_KEY"
+
+
+def test_every_route_but_health_needs_the_api_key(monkeypatch):
+    from judgetrain.serve import start_server
+
+    # A key read from a file keeps its newline; the server drops surrounding whitespace, as the client does.
+    monkeypatch.setenv(KEY_ENV, "s3cret-key-value\n")
+    backend = FakeBackend()
+    server, thread = _start_fake(backend, api_key_env=KEY_ENV)
+    url = server.url
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": "s3cret-key-value"},
+                        {"Authorization": "Basic s3cret-key-value"}, {"Authorization": "Bearer s3cret-key-valu"}):
+            refused = httpx.post(f"{url}/v1/chat/completions", json=_chat(), headers=headers, timeout=10)
+            error = _assert_openai_error(refused, 401, "Authorization: Bearer <key>")
+            assert error["code"] == "invalid_api_key" and refused.headers["www-authenticate"] == "Bearer"
+            assert "s3cret" not in refused.text
+        for route in ("/v1/models", "/v1/models/fake", "/v1/judge_card", "/v1/nothing", "/docs"):
+            _assert_openai_error(httpx.get(f"{url}{route}", timeout=10), 401, "needs an API key")
+        assert backend.batch_sizes == []  # nothing refused reached the model
+        key = {"Authorization": "Bearer s3cret-key-value"}
+        answered = httpx.post(f"{url}/v1/chat/completions", json=_chat(), headers=key, timeout=10)
+        assert answered.status_code == 200 and answered.json()["choices"][0]["message"]["content"] == "ok"
+        assert httpx.get(f"{url}/v1/models", headers={"Authorization": "bearer s3cret-key-value"}).status_code == 200
+        assert httpx.get(f"{url}/health", timeout=10).json()["status"] == "ok"  # open, for load balancers
+        assert httpx.get(f"{url}/health/", timeout=10).status_code == 200
+    finally:
+        _stop(server, thread)
+    monkeypatch.setenv(KEY_ENV, "  ")
+    with pytest.raises(ValueError, match=f"the environment variable {KEY_ENV} is unset or empty"):
+        start_server(FakeBackend(), "127.0.0.1", 0, api_key_env=KEY_ENV)
+
+
+def test_a_host_header_naming_another_host_is_refused():
+    from judgetrain.serve import start_server
+
+    backend = FakeBackend()
+    server, thread = _start_fake(backend, allowed_hosts=["judge.example.org", "proxy.example.org:8443"])
+    url, port = server.url, server.server_address[1]
+    try:
+        for host in (f"evil.example:{port}", "evil.example", f"localhost:{port + 1}", "localhost",
+                     f"127.0.0.1.evil.example:{port}", f"proxy.example.org:{port}"):
+            refused = httpx.get(f"{url}/health", headers={"Host": host}, timeout=10)
+            error = _assert_openai_error(refused, 421, "names no host this server answers")
+            assert error["code"] == "invalid_host" and "--allowed-host" in error["message"]
+        chat = httpx.post(f"{url}/v1/chat/completions", json=_chat(), headers={"Host": f"evil.example:{port}"}, timeout=10)
+        _assert_openai_error(chat, 421, "evil.example")
+        assert backend.batch_sizes == []
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", "judge.example.org",
+                     "judge.example.org:443", "proxy.example.org:8443"):
+            assert httpx.get(f"{url}/health", headers={"Host": host}, timeout=10).status_code == 200, host
+    finally:
+        _stop(server, thread)
+    server, thread = start_server(FakeBackend(), "127.0.0.1", 0, allowed_hosts=["*"])
+    try:
+        assert httpx.get(f"{server.url}/health", headers={"Host": "anything.example"}, timeout=10).status_code == 200
+    finally:
+        _stop(server, thread)
+
+
+def test_binding_beyond_loopback_without_a_key_warns(caplog):
+    from judgetrain.serve import exposure_warning
+
+    for host in ("0.0.0.0", "::", "192.168.1.5", "judge-box.lan"):
+        warning = exposure_warning(host, api_key_required=False)
+        assert warning is not None and "--api-key-env" in warning and "beyond this machine" in warning
+        assert exposure_warning(host, api_key_required=True) is None
+    for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
+        assert exposure_warning(host, api_key_required=False) is None
+    with caplog.at_level(logging.WARNING, logger="judgetrain.serve"):
+        _stop(*_start_fake(FakeBackend()))
+    assert not [r for r in caplog.records if "beyond this machine" in r.getMessage()]
