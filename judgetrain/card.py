@@ -2,10 +2,15 @@
 
 ``judgetrain export`` writes the card beside the weights (:func:`write_card`); everything that sets a
 judge up from an export reads it back through :func:`read_card` (a dir or the file) or
-:meth:`JudgeCard.from_dict` (a card a server published): the client (``Judge.from_card``),
-``judgetrain serve``, the playground and ``judgetrain eval --judge EXPORT_DIR``. The Judge arguments
-a generative card fixes come from one place, :meth:`JudgeCard.judge_options`, so every reader judges
-alike.
+:meth:`JudgeCard.from_dict` (a card a server published): the one factory of judges
+(:func:`judgetrain.judging.protocol.judge_from_card`, behind ``Judge.from_card``, the client and every
+command that takes a judge), ``judgetrain serve`` and the playground. The Judge arguments a generative
+card fixes come from one place, :meth:`JudgeCard.judge_options`, so every reader judges alike.
+
+This module is a leaf of the package: it imports only :mod:`judgetrain.decoding` and
+:mod:`judgetrain.atomic`, and the judges (:mod:`judgetrain.judging`, :mod:`judgetrain.reward`) are
+built from it, never the other way round. The vocabulary of a card's tie policy
+(:data:`DISAGREEMENT_POLICIES`, :data:`AGGREGATIONS`) is defined here for that reason.
 
 The JSON shape is the one exports have always had, so earlier export dirs load: a card without
 ``kind`` is generative; a generative card without ``tie_policy.aggregation`` / ``tie_margin`` judges
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from judgetrain.judging.backends.base import Decoding
+from judgetrain.decoding import Decoding
 
 CARD_FILE = "judge_card.json"
 CARD_VERSION = 1
@@ -34,6 +39,10 @@ CARD_VERSION = 1
 KINDS = ("generative", "reward")
 """A generative judge writes its judgment; a reward judge scores each answer (``judgetrain.reward``)."""
 PARSER_MODES = ("strict", "lenient")
+DISAGREEMENT_POLICIES = ("tie", "inconsistent")
+"""What a both-orders disagreement becomes: a tie, or the outcome "inconsistent" kept on its own."""
+AGGREGATIONS = ("verdicts", "probabilities")
+"""How the two orders of a pair are combined: their verdicts, or their mean verdict probabilities."""
 DEFAULT_REWARD_MAX_SEQ_LEN = 1024
 """Token budget of a scored conversation when a reward card does not give the training one."""
 
@@ -124,7 +133,8 @@ class TrainingData:
 
 @dataclass(frozen=True)
 class EvaluationEntry:
-    """One evaluation result found in the run dir: its path there, the benchmark and its metrics."""
+    """One evaluation result of the run: ``path`` is the results file inside the export dir (the export
+    copies it there from the run dir, at the same relative path), with its benchmark and metrics."""
 
     path: str
     benchmark: str | None = None
@@ -311,8 +321,6 @@ class _CardReader:
         )
 
     def tie_policy(self, section: dict[str, Any]) -> TiePolicy:
-        from judgetrain.judging.judge import AGGREGATIONS, DISAGREEMENT_POLICIES
-
         disagreement = self.value(section, "tie_policy.disagreement", str, default="tie")
         if disagreement not in DISAGREEMENT_POLICIES:
             raise self.fail("tie_policy.disagreement", f"is {disagreement!r}, not one of {DISAGREEMENT_POLICIES}")
@@ -413,6 +421,6 @@ def write_card(directory: str | Path, card: JudgeCard) -> Path:
     return path
 
 
-__all__ = ["CARD_FILE", "CARD_VERSION", "KINDS", "PARSER_MODES", "JudgeCard", "CardFormat", "ParserSettings", "TiePolicy",
+__all__ = ["CARD_FILE", "CARD_VERSION", "KINDS", "PARSER_MODES", "DISAGREEMENT_POLICIES", "AGGREGATIONS", "JudgeCard", "CardFormat", "ParserSettings", "TiePolicy",
            "RewardSettings", "ModelInfo", "TrainingData", "EvaluationEntry", "Serving", "card_path", "has_card",
            "read_card", "write_card"]

@@ -18,7 +18,7 @@ The export dir holds:
   parser modes, score scale, tie policy (both orders, disagreement policy, aggregation and tie margin),
   default decoding, the manifest hash of every training set and
   the evaluation results found in the run dir (see :func:`build_card`; written and read by
-  :mod:`judgetrain.card`);
+  :mod:`judgetrain.card`), each ``results.json`` copied into the export at its path in the run dir;
 - ``README.md``: a model card.
 
 Everything is written to a temp dir beside ``--out`` and renamed into place, so ``--out`` is always a
@@ -38,12 +38,10 @@ from typing import Any
 
 from judgetrain.card import (CARD_FILE, CardFormat, EvaluationEntry, JudgeCard, ModelInfo, ParserSettings, Serving, TiePolicy,
                              TrainingData, read_card, write_card)
+# Shared with the reward export, which must not import this module (it imports the reward export).
+from judgetrain.export_files import copy_eval_results, find_eval_results, readable_by_all
 
 logger = logging.getLogger(__name__)
-
-EVAL_RESULTS_GLOB = "**/results.json"
-"""Evaluation results (``judgetrain eval``, ``judgetrain quickstart``) found under the run dir."""
-MAX_RESULTS_DEPTH = 3
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -79,13 +77,6 @@ def run(args: argparse.Namespace) -> int:
 # --- reading the run ---------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
-
-
 def _run_config(checkpoint: Path):
     from judgetrain.train.checkpoint import CONFIG_FILE
     from judgetrain.train.config import load_config
@@ -105,19 +96,6 @@ def training_format_name(record: dict[str, Any], checkpoint: Path) -> str:
         raise ValueError(f"{checkpoint / RECORD_FILE}: field format is missing (the checkpoint was written before judgetrain "
                          "recorded its judge template); pass --format NAME, the template the run trained with")
     return name
-
-
-def find_eval_results(run_dir: Path) -> list[dict[str, Any]]:
-    """The evaluation results under ``run_dir`` (``results.json`` files up to a few dirs deep), each as
-    ``{"path": relative path, "benchmark": …, "metrics": …}``."""
-    found = []
-    for path in sorted(run_dir.glob(EVAL_RESULTS_GLOB)):
-        relative = path.relative_to(run_dir)
-        if len(relative.parts) > MAX_RESULTS_DEPTH or any(p.startswith(".") for p in relative.parts):
-            continue
-        content = _read_json(path)
-        found.append({"path": str(relative), "benchmark": content.get("benchmark"), "metrics": content.get("metrics", content)})
-    return found
 
 
 # --- the card ----------------------------------------------------------------------------------
@@ -218,18 +196,6 @@ def _greedy_generation_config(model, tokenizer, max_new_tokens: int):
                             pad_token_id=tokenizer.pad_token_id, bos_token_id=model.generation_config.bos_token_id)
 
 
-def _readable_by_all(directory: Path) -> None:
-    """Give the saved files the permissions of ordinary new files: some writers create them 0600,
-    which a server running as another user (a vLLM container) could not read."""
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    for path in directory.iterdir():
-        if path.is_file():
-            path.chmod(0o666 & ~mask)
-
-
 def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, dtype: str = "bf16",
            format_name: str | None = None, max_new_tokens: int | None = None, name: str | None = None,
            decoding=None, aggregation: str = "verdicts", tie_margin: float | None = None) -> Path:
@@ -272,12 +238,13 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
     if config.kind == "reward":
         from judgetrain.reward.export import export_reward
 
-        return export_reward(checkpoint, out, config, record, dtype=dtype, name=name, tie_margin=tie_margin,
-                             evaluation=find_eval_results(checkpoint.parent))
+        return export_reward(checkpoint, out, config, record, dtype=dtype, name=name, tie_margin=tie_margin)
     tie_margin = 0.0 if tie_margin is None else tie_margin
     check_aggregation(aggregation, tie_margin)
     fmt = formats.get(format_name or training_format_name(record, checkpoint))
-    if aggregation == "probabilities" and not set(verdict_options(fmt) or ()) & {"A", "B"}:
+    # A verdict-first template whose first token is a grade (JudgeLM) decides pairs by its expected grades.
+    grades_first = fmt.protocol == "pairwise" and fmt.score_scale is not None and bool(verdict_options(fmt))
+    if aggregation == "probabilities" and not set(verdict_options(fmt) or ()) & {"A", "B"} and not grades_first:
         logger.warning("--aggregation probabilities: template %s has no winner verdict options, so every pair will fall back "
                        "to the verdicts rule", fmt.name)
     if decoding is None:
@@ -313,10 +280,10 @@ def export(checkpoint: str | Path, out: str | Path, *, merge_lora: bool = True, 
             model.generation_config.save_pretrained(staging)
         card = build_card(name=name or out.name, fmt=fmt, decoding=decoding, record=record, base_model=base_model,
                           method=config.method.name, lora_merged=lora_merged, dtype=str(target_dtype).removeprefix("torch."),
-                          evaluation=find_eval_results(checkpoint.parent), aggregation=aggregation, tie_margin=tie_margin)
+                          evaluation=copy_eval_results(checkpoint.parent, staging), aggregation=aggregation, tie_margin=tie_margin)
         write_card(staging, card)
         (staging / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
-        _readable_by_all(staging)
+        readable_by_all(staging)
         replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -74,7 +74,10 @@ def render_markdown(run: EvalRun) -> str:
     source = f"judge `{cfg.get('judge')}` with template `{cfg.get('format')}`" if cfg.get("mode") == "judge" else \
         f"predictions `{cfg.get('predictions')}`" + (f" and swapped `{cfg['predictions_swapped']}`" if cfg.get("predictions_swapped") else "")
     lines += [f"- Verdicts: {source}", f"- Data: `{cfg.get('data')}`, {cfg.get('num_items')} items"
-              + (f" (limited to {cfg['limit']})" if cfg.get("limit") else ""),
+              + (f" (limited to {cfg['limit']})" if cfg.get("limit") else "")
+              + ("; {} bad rows skipped (--on-bad-row skip; {})".format(cfg["data_read"]["rows_skipped"], ", ".join(
+                  f"{reason}: {entry['count']}" for reason, entry in cfg["data_read"]["skipped"].items()))
+                 if cfg.get("data_read", {}).get("rows_skipped") else ""),
               f"- Parse failures: {POLICY_TEXT[cfg['parse_failure_policy']]}",
               "- Inputs cut to fit the judge's token budget (question first; `input_truncated` in judgments.jsonl): "
               "{num_items} items, {num_calls} judge calls".format(**input_truncation_counts(run.rows)),

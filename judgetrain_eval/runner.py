@@ -4,11 +4,22 @@ Both ways end in the same list of :class:`~judgetrain.evaluation.rows.ItemResult
 function (:func:`judgetrain.evaluation.scoring.score_items`, through :func:`score_items` here) turns
 rows into metrics, so a judge's run and the same verdicts fed back as a predictions file give the same
 numbers. Nothing is written here; :mod:`judgetrain_eval.report` writes the run directory.
+
+Items come from the benchmark's own reader, or, when ``--data`` is a file of canonical samples
+(``JudgeSample.to_dict()`` rows, such as the eval files shipped in ``judgetrain/resources`` and the
+``samples/`` of a prepared dir), from those rows as they are (:func:`canonical_samples_source`). A bad
+row stops the run naming its file and line, or with ``on_bad_row="skip"`` is skipped and counted in
+the run's ``data_read`` record (results.json, report.md), as ``judgetrain prep`` does.
+
+A judge given as an export dir or a served judge's URL is built from its card by the one factory of
+judges (:func:`judgetrain.judging.protocol.judge_from_card`), either kind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import platform
 import time
 from dataclasses import dataclass
@@ -18,7 +29,8 @@ from typing import Any, Callable, Sequence
 from judgetrain_eval.base import Benchmark
 from judgetrain import metrics as m
 from judgetrain import plugins
-from judgetrain.card import JudgeCard, card_path, has_card, read_card
+from judgetrain.card import JudgeCard, has_card
+from judgetrain.data.rows import ReadReport, check_on_bad_row
 from judgetrain.evaluation.rows import ItemResult, fill_from_judgment, fill_grade_pair, row_of_sample
 from judgetrain.evaluation.scoring import score_items as score_rows
 from judgetrain.formats.base import JudgeFormat
@@ -28,6 +40,85 @@ from judgetrain.types import JudgeSample, Judgment
 def get_benchmark(name: str) -> Benchmark:
     """The benchmark registered under ``name`` (ValueError listing the names otherwise)."""
     return plugins.benchmark(name)
+
+
+# --- the items -----------------------------------------------------------------------------------
+
+CANONICAL_REQUIRED_FIELDS = ("id", "source", "question", "answers")
+"""The fields every canonical sample row has (``JudgeSample.to_dict()``)."""
+CANONICAL_SCHEMA = "judgesample"
+"""The schema name a canonical samples file is recorded under."""
+
+
+def _is_canonical_row(row: Any) -> bool:
+    fields = {f.name for f in dataclasses.fields(JudgeSample)}
+    return isinstance(row, dict) and set(CANONICAL_REQUIRED_FIELDS) <= set(row) and set(row) <= fields
+
+
+def _first_row(path: Path) -> Any:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    return None  # not JSON lines: the benchmark's reader reports it
+    return None
+
+
+def canonical_samples_source(source: str) -> str | None:
+    """What to read as canonical samples when ``source`` holds them, else None (the benchmark's reader
+    reads it): a JSONL file whose first row is a canonical sample, a prepared dir (its ``samples/``),
+    or a dir of such JSONL files."""
+    from judgetrain.data.prepared import SAMPLES_DIR
+
+    path = Path(source)
+    if path.is_dir() and (path / SAMPLES_DIR).is_dir():
+        path = path / SAMPLES_DIR
+    if path.is_file():
+        return str(path) if path.suffix == ".jsonl" and _is_canonical_row(_first_row(path)) else None
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        return str(path) if files and _is_canonical_row(_first_row(files[0])) else None
+    return None
+
+
+def load_items(benchmark: Benchmark, data: str | None = None, data_dir: str | Path | None = None, *,
+               limit: int | None = None, on_bad_row: str = "error", options: dict[str, Any] | None = None,
+               report: ReadReport | None = None) -> list[JudgeSample]:
+    """The benchmark's items, at most ``limit`` rows read: canonical sample rows as they are when the
+    source holds them, else through the benchmark's reader. A row that is malformed or is not an item
+    of the benchmark (no gold label) raises ValueError naming it, or with ``on_bad_row="skip"`` is
+    skipped and counted in ``report``."""
+    check_on_bad_row(on_bad_row)
+    report = report if report is not None else ReadReport()
+    source = benchmark.resolve_source(data, data_dir)
+    canonical = canonical_samples_source(source)
+    if canonical is not None:
+        reader = plugins.reader("jsonl")  # canonical rows without a field mapping
+        report.source = f"{benchmark.name} ({CANONICAL_SCHEMA} rows)"
+        samples = []
+        for sample in reader.read(canonical, report=report, on_bad_row=on_bad_row):
+            samples.append(sample)
+            if limit is not None and len(samples) >= limit:
+                break
+    else:
+        report.source = benchmark.name
+        samples = benchmark.read(source, limit=limit, on_bad_row=on_bad_row, report=report)
+    if benchmark.annotate is not None:
+        samples = benchmark.annotate(samples, source, data_dir, dict(options or {}))
+    items = []
+    for sample in samples:
+        try:
+            benchmark.check_sample(sample)
+        except ValueError as err:
+            if on_bad_row != "skip":
+                raise ValueError(f"{source}: {err}. Fix the row, or pass --on-bad-row skip to skip and count it") from None
+            report.skip("not a benchmark item", f"{source}: sample {sample.id!r}", str(err))
+            continue
+        items.append(sample)
+    report.samples_built = len(items)
+    return items
 
 
 # --- one row per item ---------------------------------------------------------------------------
@@ -180,10 +271,10 @@ def judge_factory(judge_spec: str, base_format: str | None, benchmark: Benchmark
     """(a function giving the Judge for a sample, the backend) for ``judge_spec`` (checkpoint dir,
     export dir, ``openai:MODEL`` or ``tiny``).
 
-    An export dir (its judge card, or ``card``) judges exactly as ``Judge.from_card(dir)`` does: the
-    judge is built by the client's :func:`judgetrain.client.judge_from_card`, so the template, parser
-    mode, decoding, both-orders judging, disagreement policy, aggregation and tie margin are the
-    card's (see :func:`card_judge_factory`). Any other judge: one backend, one Judge per template the
+    An export dir or a served judge's URL (its judge card, or ``card``) judges exactly as
+    ``Judge.from_card(dir)`` does: the judge is built by :func:`judgetrain.judging.protocol.judge_from_card`,
+    so the kind, template, parser mode, decoding, both-orders judging, disagreement policy, aggregation
+    and tie margin are the card's (see :func:`card_judge_factory`). Any other judge: one backend, one Judge per template the
     samples need (``base_format``, default the benchmark's); pairwise templates run both orders with
     disagreement kept as "inconsistent", so each order's own verdict is scored; grade pairs use the
     template on each answer alone.
@@ -191,15 +282,20 @@ def judge_factory(judge_spec: str, base_format: str | None, benchmark: Benchmark
     ``cache`` (a result-cache file, :mod:`judgetrain.judging.cache`) puts the result cache in front of
     the backend: every finished call is stored as it arrives, so a killed run that is started again
     pays for no call twice. A reward judge's scores are not generations and are not cached."""
-    if card is not None or is_export_dir(judge_spec):
+    if card is not None or is_card_judge(judge_spec):
+        options = dict(backend_options or {})
         return card_judge_factory(judge_spec, benchmark, format_name=base_format, max_new_tokens=max_new_tokens,
-                                  batch_size=(backend_options or {}).get("batch_size"), card=card, cache=cache)
+                                  batch_size=options.pop("batch_size", None), api_key_env=options.pop("api_key_env", None),
+                                  card=card, cache=cache, **options)
     from judgetrain import formats
     from judgetrain.judging import Judge, default_decoding, make_backend
     from judgetrain.judging.cache import CachingBackend
 
+    from judgetrain.judging.card_target import refuse_reward_model_dir
+
     base_format = base_format or benchmark.default_format
     formats.get(base_format)  # an unknown template is a user error before any model loads
+    refuse_reward_model_dir(judge_spec.removeprefix("hf:").removeprefix("vllm:"), base_format)
     backend = make_backend(judge_spec, **(backend_options or {}))
     if cache is not None:
         # One cache in front of the one backend that every template's Judge shares.
@@ -227,30 +323,46 @@ def is_export_dir(judge_spec: str) -> bool:
     return Path(judge_spec).is_dir() and has_card(judge_spec)
 
 
+def is_card_judge(judge_spec: str) -> bool:
+    """Whether ``judge_spec`` is judged from a judge card: an export dir or a served judge's URL."""
+    from judgetrain.judging.card_target import is_served
+
+    return is_served(judge_spec) or is_export_dir(judge_spec)
+
+
+def judge_card_of(judge_spec: str, card: JudgeCard | None = None, api_key_env: str | None = None) -> JudgeCard | None:
+    """The judge card ``judge_spec`` is judged from (``card`` when given), or None for a judge without one."""
+    from judgetrain.judging.card_target import load_card
+
+    if card is None and not is_card_judge(judge_spec):
+        return None
+    return load_card(judge_spec, card=card, api_key_env=api_key_env)
+
+
 def card_judge_factory(export_dir: str, benchmark: Benchmark, *, format_name: str | None = None,
                        max_new_tokens: int | None = None, batch_size: int | None = None, card: JudgeCard | None = None,
-                       cache: str | Path | None = None):
-    """(a function giving the Judge for a sample, its backend) for an export dir: the judge
-    ``Judge.from_card(export_dir)`` builds, through the same function.
+                       cache: str | Path | None = None, api_key_env: str | None = None, **options: Any):
+    """(a function giving the Judge for a sample, its backend) for an export dir or a served judge's
+    URL: the judge ``Judge.from_card(export_dir)`` builds, through the one factory
+    (:func:`judgetrain.judging.protocol.judge_from_card`).
 
     ``format_name`` may only name the card's own template (the one the judge was trained on);
-    ``max_new_tokens`` replaces the card's generation budget. A sample the benchmark renders with a
-    variant of the card's template (MT-bench turn 2: its ``-multi-turn`` twin) gets a Judge of that
-    variant with the same backend and the card's settings. A reward card gives its RewardJudge.
-    ``cache``: the result-cache file in front of the backend (not used by a reward judge)."""
-    from judgetrain.client import judge_from_card
+    ``max_new_tokens`` replaces the card's generation budget (a reward judge has none: an error). A
+    sample the benchmark renders with a variant of the card's template (MT-bench turn 2: its
+    ``-multi-turn`` twin) gets a Judge of that variant with the same backend and the card's settings.
+    A reward card gives its RewardJudge. ``cache``: the result-cache file in front of the backend (not
+    used by a reward judge). ``options`` go to the factory (``backend_name``, ``dtype``)."""
     from judgetrain.judging import Judge
+    from judgetrain.judging.protocol import judge_from_card
 
-    card = card if card is not None else read_card(export_dir)
-    if format_name and format_name != card.template:
-        raise ValueError(f"--format {format_name}: the judge card of {export_dir} fixes the template {card.template} "
-                         "(the one the judge was trained on); drop --format")
-    if max_new_tokens is not None and card.kind != "reward":
-        card = card.with_decoding(max_new_tokens=max_new_tokens)
-    options: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
+    card = judge_card_of(export_dir, card, api_key_env)
+    assert card is not None
+    factory_options: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
     if cache is not None and card.kind != "reward":
-        options["cache"] = cache  # the Judge wraps its backend; the variants below share that wrapper
-    judge = judge_from_card(Judge, export_dir, card=card, **options)
+        factory_options["cache"] = cache  # the Judge wraps its backend; the variants below share that wrapper
+    judge = judge_from_card(export_dir, card=card, format_name=format_name or None, max_new_tokens=max_new_tokens,
+                            api_key_env=api_key_env, **factory_options, **options)
+    card = judge.card
     if card.kind == "reward":
         return (lambda sample: judge), judge.backend
     judges: dict[str, Any] = {card.template: judge}
@@ -270,11 +382,13 @@ def run_benchmark(name: str, *, judge: str | Any | None = None, predictions: str
                   format_name: str | None = None, policy: str = "wrong",
                   num_resamples: int = m.DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0,
                   max_new_tokens: int | None = None, options: dict[str, Any] | None = None,
-                  backend_options: dict[str, Any] | None = None, cache: str | Path | None = None) -> EvalRun:
+                  backend_options: dict[str, Any] | None = None, cache: str | Path | None = None,
+                  on_bad_row: str = "error") -> EvalRun:
     """Load benchmark ``name``, get verdicts from ``judge`` (a spec string or a built Judge) or from
     ``predictions``, and score them. Exactly one of ``judge`` and ``predictions`` must be given.
     ``cache``: a result-cache file for the judge a spec string builds (see :func:`judge_factory`);
-    a built Judge brings its own (``Judge(..., cache=...)``)."""
+    a built Judge brings its own (``Judge(..., cache=...)``). ``on_bad_row``: ``"error"`` stops at a
+    bad row of the data, ``"skip"`` skips and counts it (see :func:`load_items`)."""
     if (judge is None) == (predictions is None):
         raise ValueError("give exactly one of --judge (run a judge) and --predictions (score a file)")
     if cache is not None and not isinstance(judge, str):
@@ -287,7 +401,8 @@ def run_benchmark(name: str, *, judge: str | Any | None = None, predictions: str
     m.check_policy(policy)
     benchmark = get_benchmark(name)
     started = time.perf_counter()
-    samples = benchmark.load(data, data_dir, limit=limit, options=options)
+    read_report = ReadReport()
+    samples = load_items(benchmark, data, data_dir, limit=limit, on_bad_row=on_bad_row, options=options, report=read_report)
     if not samples:
         raise ValueError(f"benchmark {name}: no items were read; check --data / --data-dir")
     config: dict[str, Any] = {
@@ -295,6 +410,7 @@ def run_benchmark(name: str, *, judge: str | Any | None = None, predictions: str
         "data": benchmark.resolve_source(data, data_dir),
         "limit": limit, "num_items": len(samples), "parse_failure_policy": policy, "options": dict(options or {}),
         "bootstrap": {"num_resamples": num_resamples, "confidence": 0.95, "seed": seed},
+        "data_read": {"on_bad_row": on_bad_row, **read_report.to_dict()},
     }
     if predictions is not None:
         rows = rows_from_predictions(benchmark, samples, predictions, predictions_swapped, label_map,
@@ -303,8 +419,8 @@ def run_benchmark(name: str, *, judge: str | Any | None = None, predictions: str
                       predictions_swapped=str(predictions_swapped) if predictions_swapped else None, label_map=label_map)
     else:
         if isinstance(judge, str):
-            # An export dir judges as Judge.from_card(dir) does; its card is recorded with the run.
-            card = read_card(judge) if is_export_dir(judge) else None
+            # An export dir or a served judge judges as Judge.from_card(dir) does; its card is recorded with the run.
+            card = judge_card_of(judge, api_key_env=(backend_options or {}).get("api_key_env"))
             chosen = card.template if card is not None else format_name or benchmark.default_format
             judge_for, backend = judge_factory(judge, format_name, benchmark, max_new_tokens=max_new_tokens,
                                                backend_options=backend_options, card=card, cache=cache)
@@ -316,7 +432,9 @@ def run_benchmark(name: str, *, judge: str | Any | None = None, predictions: str
                           result_cache=str(cache) if cache is not None and (card is None or card.kind != "reward") else None)
             if card is not None:
                 written = card.to_dict()
-                config["judge_card"] = {"path": str(card_path(judge)),
+                from judgetrain.judging.card_target import card_where
+
+                config["judge_card"] = {"path": card_where(judge),
                                         **{k: written[k] for k in ("kind", "name", "format", "parser", "tie_policy", "decoding")},
                                         **({"reward": written["reward"]} if card.reward is not None else {})}
         else:

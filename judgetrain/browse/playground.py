@@ -2,9 +2,10 @@
 served judge or any OpenAI-compatible chat model.
 
 An export dir and a served judge (``judgetrain serve`` of an export, or ``vllm serve`` with the
-export's card given) are built with :meth:`judgetrain.Judge.from_card` (the card read and checked by
-:mod:`judgetrain.card`), and a pair is judged with :meth:`~judgetrain.judging.Judge.compare`: the template, parser
-mode, tie policy and decoding are the card's, so the page shows what the client returns. ``tiny``
+export's card given) are built from their card by :func:`judgetrain.judging.protocol.judge_from_card`
+(either kind: a generative judge, or a reward judge scoring each answer), and a pair is judged with
+the judge's ``compare``: the template, parser mode, tie policy and decoding are the card's, so the
+page shows what the client returns. ``tiny``
 and a plain OpenAI-compatible model (``api``) have no card: the template is picked on the form and
 a disagreement between the two orders is kept as ``inconsistent``.
 
@@ -154,8 +155,8 @@ class Playground:
                                 "or start judgetrain browse with --allow-base-url for it")
 
     def card_judge(self, choice: JudgeChoice):
-        """The Judge an export dir or a served judge's card describes (built once per choice)."""
-        from judgetrain import Judge
+        """The judge an export dir or a served judge's card describes, of either kind (built once per choice)."""
+        from judgetrain.judging.protocol import judge_from_card
 
         assert choice.kind in ("export", "url"), "only exports and served judges have a card"
         self.check_choice(choice)
@@ -164,7 +165,7 @@ class Playground:
             options: dict[str, Any] = {"batch_size": CARD_BATCH_SIZE}
             if choice.kind == "url":
                 options.update(model=choice.model or None, card=choice.card or None)
-            self._judges[key] = Judge.from_card(choice.target, **options)
+            self._judges[key] = judge_from_card(choice.target, **options)
         return self._judges[key]
 
     def _backend(self, choice: JudgeChoice):
@@ -212,7 +213,10 @@ class Playground:
                 if format_name and format_name != judge.format.name:
                     raise ValueError(f"this judge's card fixes the template {judge.format.name} (the one it was trained on); "
                                      "leave the template on default")
-                _check_protocol(judge.format, protocol, len(answers))
+                if judge.kind == "reward" and max_new_tokens is not None:
+                    raise ValueError("a reward judge generates nothing; leave max new tokens empty")
+                if judge.kind != "reward":  # a reward judge grades one answer or compares two
+                    _check_protocol(judge.format, protocol, len(answers))
                 judge.format.check_sample(sample)
                 if max_new_tokens is not None and max_new_tokens != judge.decoding.max_new_tokens:
                     # Same backend and card settings; only the generation budget differs.

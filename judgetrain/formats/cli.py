@@ -1,4 +1,9 @@
-"""``judgetrain formats``: list the judge formats, or show one rendered on an example."""
+"""``judgetrain formats``: list the judge formats, or show one rendered on an example.
+
+The list ends with the templates of judge kinds that write no judgment (the reward judge's
+``reward-chat-v1``); ``--show`` on one of those explains what it scores and how its verdict is read,
+with the example's scored conversations, since it has no prompt or parser to show.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +45,31 @@ def example_sample(fmt: formats.JudgeFormat) -> JudgeSample:
     )
 
 
+def show_kind_template(template: formats.KindTemplate) -> None:
+    """Print what a kind's template scores, on the example pair, and how its verdict is read."""
+    from judgetrain.reward.data import reward_messages
+
+    print(f"# {template.name} ({template.kind} judge kind, {', '.join(template.protocols)}; no prompt, no parser)\n")
+    print(f"A {template.kind} judge writes no judgment. What it scores: {template.description}.")
+    print("The order of two answers cannot change its verdict (consistency 1 by construction); nothing is generated or parsed.\n")
+    sample = JudgeSample(id="example-1", source="example", question="What is 12 * 7?",
+                         answers=(Answer("12 * 7 = 84.", "model-a"), Answer("12 * 7 = 74.", "model-b")))
+    for index, name in enumerate(("A", "B")):
+        print(f"--- scored conversation of answer {name} (its reward r_{name}) ---")
+        for message in reward_messages(sample, index):
+            print(f"[{message['role']}] {message['content']}")
+        print()
+    print("--- verdict ---")
+    print("A if r_A - r_B > tie_margin, B if r_A - r_B < -tie_margin, else tie (tie_margin from the judge card);")
+    print("one answer alone: its reward is its grade.\n")
+    print("Judge with a reward export as its card says: `judgetrain judge --model EXPORT_DIR --input SAMPLES.jsonl "
+          "--out JUDGMENTS.jsonl` (no --format), or judgetrain.Judge.from_card(EXPORT_DIR).")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.show and formats.kind_template(args.show) is not None:
+        show_kind_template(formats.kind_template(args.show))
+        return 0
     if args.show:
         fmt = formats.get(args.show)
         sample = example_sample(fmt)
@@ -62,4 +91,11 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[5])
     print(f"\n{len(rows)} templates in {len(formats.FAMILIES)} families. `judgetrain formats --show NAME` renders one.")
+    kind_rows = [(t.name, t.kind, ", ".join(t.protocols), t.description) for t in formats.KIND_TEMPLATES.values()]
+    kind_header = ("template", "kind", "protocols", "what it scores (no prompt, no parser)")
+    kind_widths = [max(len(r[i]) for r in kind_rows + [kind_header]) for i in range(3)]
+    print("\nJudge kinds that score instead of writing a judgment:")
+    for row in [kind_header, *kind_rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, kind_widths)) + "  " + row[3])
+    print("`judgetrain formats --show NAME` explains one.")
     return 0

@@ -24,11 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+# REWARD_TEMPLATE, the name recorded in judgments and judge cards for the conversation defined here, is
+# declared with the judge formats, so `judgetrain formats` lists it as the reward kind's template.
+from judgetrain.formats import REWARD_TEMPLATE
 from judgetrain.judging.truncation import InputCut, fit_sample, fit_texts
 from judgetrain.types import JudgeSample
-
-REWARD_TEMPLATE = "reward-chat-v1"
-"""The name recorded in judgments and judge cards for the scored conversation defined here."""
 
 LABEL_KEYS = ("human_majority", "human", "gold", "gpt4")
 """Which label a training pair's winner comes from: the first one the sample has (else its only one)."""

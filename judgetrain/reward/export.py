@@ -5,7 +5,9 @@ The dir holds the sequence-classification model (``AutoModelForSequenceClassific
 conversation is that template's), ``judge_card.json`` (:mod:`judgetrain.card`) and a README. The card has the generative
 card's sections, filled for a judge that writes no text (template ``reward-chat-v1``, no decoding
 budget, both orders identical by construction), plus ``kind: "reward"`` and a ``reward`` section:
-the tie margin, the token budget of a scored conversation and how a verdict is read.
+the tie margin, the token budget of a scored conversation and how a verdict is read. The run's
+evaluation results are copied into the export, at their paths in the run dir, as the generative
+export does (:mod:`judgetrain.export_files`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from judgetrain.card import (CardFormat, EvaluationEntry, JudgeCard, ModelInfo, ParserSettings, RewardSettings, Serving, TiePolicy,
                              TrainingData, write_card)
+from judgetrain.export_files import copy_eval_results, readable_by_all
 from judgetrain.reward.data import REWARD_TEMPLATE
 
 
@@ -66,7 +69,8 @@ def reward_card_markdown(card: JudgeCard) -> str:
         f"- Verdict: {reward.verdict}; tie margin {reward.tie_margin:g} ({reward.tie_margin_source}).",
         "- The order of two answers cannot change a verdict: each answer is scored alone.",
         "", "## Use", "", "```python", "import judgetrain",
-        "judge = judgetrain.Judge.from_card(\"<this dir>\")   # or a server's URL", "judge.compare(\"What is 2+2?\", \"4\", \"5\").winner",
+        "judge = judgetrain.Judge.from_card(\"<this dir>\")   # a RewardJudge; or a server's URL",
+        "judge.compare(\"What is 2+2?\", \"4\", \"5\").winner",
         "```", "", f"Serve it: `{card.serving.vllm}` (GPU) or `judgetrain serve --model <this dir>` (CPU).", "",
         "## Evaluation", "",
     ]
@@ -79,16 +83,16 @@ def reward_card_markdown(card: JudgeCard) -> str:
 
 
 def export_reward(checkpoint: Path, out: Path, config, record: dict[str, Any], *, dtype: str, name: str | None,
-                  tie_margin: float | None, evaluation: list[dict[str, Any]]) -> Path:
+                  tie_margin: float | None) -> Path:
     """Export a reward checkpoint (called by :func:`judgetrain.export.export` for ``kind: reward`` runs).
 
     ``tie_margin`` None takes the one the run chose on its dev split (``tie_margin.json`` beside the
-    checkpoint, written by :func:`judgetrain.reward.margin.save_tie_margin`), else 0."""
+    checkpoint, written by :func:`judgetrain.reward.margin.save_tie_margin`), else 0. The evaluation
+    results in the run dir (the checkpoint's parent) are copied into the export and named in the card."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     from judgetrain.atomic import make_staging_dir, replace_dir
-    from judgetrain.export import _readable_by_all
     from judgetrain.models import load_tokenizer, torch_dtype
     from judgetrain.reward.margin import read_tie_margin
 
@@ -117,10 +121,11 @@ def export_reward(checkpoint: Path, out: Path, config, record: dict[str, Any], *
         tokenizer.save_pretrained(staging)
         card = build_reward_card(name=name or out.name, record=record, base_model=config.model.path, method=config.method.name,
                                  dtype=str(target_dtype).removeprefix("torch."), tie_margin=tie_margin,
-                                 max_seq_len=config.data.max_seq_len, evaluation=evaluation, tie_margin_source=source)
+                                 max_seq_len=config.data.max_seq_len, evaluation=copy_eval_results(checkpoint.parent, staging),
+                                 tie_margin_source=source)
         write_card(staging, card)
         (staging / "README.md").write_text(reward_card_markdown(card), encoding="utf-8")
-        _readable_by_all(staging)
+        readable_by_all(staging)
         replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

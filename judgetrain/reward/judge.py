@@ -19,6 +19,10 @@ long question cannot reduce two different answers to the same scored text. A jud
 was cut says so in its ``meta`` (``input_truncated``, with the tokens cut from the question and from
 each answer; :class:`judgetrain.judging.truncation.InputCut`). A :class:`LocalRewardScorer` cuts;
 behind an :class:`HTTPRewardScorer` the server cuts each conversation by the same rule.
+
+:meth:`RewardJudge.from_card` builds one from a reward card (an export dir, or a server of one); it
+speaks the judge protocol of :mod:`judgetrain.judging.protocol`, whose factory
+(:func:`~judgetrain.judging.protocol.judge_from_card`) builds either kind from its card.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from judgetrain.judging.card_target import api_root, check_against_card, card_where, is_served, load_card, model_dir, served_model_id
 from judgetrain.judging.truncation import InputCut
 from judgetrain.reward.data import REWARD_TEMPLATE, conversation_text, encode_for_judging, fit_reward_sample, reward_messages
 from judgetrain.types import Answer, BothOrders, JudgeSample, Judgment, Verdict, flip_winner
 
 if TYPE_CHECKING:
     from judgetrain.card import JudgeCard
+    from judgetrain.judging.ranking import RerankResult
 
 DEFAULT_MAX_SEQ_LEN = 1024
 """Token budget of a scored conversation when the card does not give the training one."""
@@ -195,13 +201,20 @@ class HTTPRewardScorer:
 
 
 class _RewardFormat:
-    """What callers read off ``judge.format``: the template's name and the protocols it judges."""
+    """What callers read off ``judge.format``: the template's name and the protocols it judges. It
+    has no prompt to render and no parser: the verdict is read off two rewards."""
 
     name = REWARD_TEMPLATE
     version = 1
     family = "reward"
     protocol = "pairwise"
     protocols = ("pairwise", "single")
+    with_reference = False
+
+    def check_sample(self, sample: JudgeSample) -> None:
+        """ValueError unless ``sample`` has one answer (a grade) or two (a pair)."""
+        if sample.protocol not in self.protocols:
+            raise ValueError(f"sample {sample.id!r}: a reward judge scores one or two answers, this one has {len(sample.answers)}")
 
 
 class RewardJudge:
@@ -227,24 +240,64 @@ class RewardJudge:
         self.progress = progress
 
     @classmethod
-    def from_card(cls, path_or_url: Any, **options: Any) -> "RewardJudge":
-        from judgetrain.client import judge_from_card
-
-        return judge_from_card(cls, path_or_url, **options)
+    def from_card(cls, path_or_url: Any, *, card: Any = None, model: str | None = None, batch_size: int = 8,
+                  dtype: str | None = None, api_key_env: str | None = None, progress: bool = False,
+                  backend_name: str | None = None, cache: Any = None, tie_margin: float | None = None,
+                  both_orders: bool = True, **unknown: Any) -> "RewardJudge":
+        """The reward judge a reward card describes: a local export dir (scored by
+        :class:`LocalRewardScorer` within the card's token budget) or a server of one (its
+        ``/pooling`` route, :class:`HTTPRewardScorer`); ``card=`` gives the card of a server that
+        publishes none. The tie margin is the card's unless ``tie_margin`` is given. ``cache`` is
+        accepted for the generative judge's interface and not used: rewards are not generations
+        (``judgetrain rerank`` puts them behind the result cache itself). A generative card is a
+        ValueError: build it with :meth:`judgetrain.judging.Judge.from_card` or
+        :func:`judgetrain.judging.protocol.judge_from_card`."""
+        target = str(path_or_url)
+        loaded = load_card(target, card=card, api_key_env=api_key_env)
+        where = card_where(target, card)
+        if loaded.kind != "reward":
+            raise ValueError(f"{where}: the judge card is a {loaded.kind} judge's (template {loaded.template}), not a reward "
+                             "judge's; build it with judgetrain.Judge.from_card or judgetrain.judging.protocol.judge_from_card")
+        check_against_card(loaded, target, where=where, backend_name=backend_name)
+        if unknown:
+            raise ValueError(f"{', '.join(sorted(unknown))}: not a setting of a reward judge (it generates and parses nothing); "
+                             "it takes tie_margin and both_orders, besides where and how to score")
+        assert loaded.reward is not None, "a reward card has reward settings"
+        if is_served(target):
+            if api_key_env:
+                raise ValueError(f"api_key_env={api_key_env!r}: the reward judge over HTTP sends no API key; serve the "
+                                 "reward export without --api-key-env, or judge with the export dir")
+            if dtype is not None:
+                raise ValueError(f"dtype={dtype!r}: {target} is a served judge; its server chose the dtype")
+            root = api_root(target)
+            scorer: Any = HTTPRewardScorer(root, model or served_model_id(root), max_concurrency=batch_size)
+        else:
+            scorer = LocalRewardScorer(model_dir(target), batch_size=batch_size, max_seq_len=loaded.reward.max_seq_len,
+                                       **({"dtype": dtype} if dtype is not None else {}))
+        judge = cls(scorer, tie_margin=loaded.reward.tie_margin if tie_margin is None else tie_margin,
+                    both_orders=both_orders, progress=progress)
+        judge.card = loaded
+        return judge
 
     @property
     def backend(self) -> Any:
         return self.scorer
 
     def compare(self, question: str, answer_a: str, answer_b: str, **options: Any) -> Judgment:
-        from judgetrain.client import compare
+        """Judge two answers (:func:`judgetrain.judging.ranking.compare`); both orders cost one scoring."""
+        from judgetrain.judging.ranking import compare
 
         return compare(self, question, answer_a, answer_b, **options)
 
-    def rerank(self, question: str, candidates: Sequence[str], **options: Any):
-        from judgetrain.client import rerank
+    def rerank(self, question: str, candidates: Sequence[str], **options: Any) -> "RerankResult":
+        """Best-of-n: each candidate scored once (:func:`judgetrain.judging.ranking.rerank`)."""
+        from judgetrain.judging.ranking import rerank
 
         return rerank(self, question, candidates, **options)
+
+    def close(self) -> None:
+        """Release the scorer (its model or HTTP connections)."""
+        self.scorer.close()
 
     # --- judging ------------------------------------------------------------------------------
     def judge(self, samples: Sequence[JudgeSample]) -> list[Judgment]:

@@ -2,13 +2,21 @@
 
     judgetrain mtbench gen-answers --model PATH|openai:MODEL --model-id ID --out-dir DIR [--bench-name mt_bench]
         [--data-dir DIR] [--num-choices N] [--max-new-tokens N] [--backend hf|vllm|openai] [--question-limit N]
-    judgetrain mtbench judge --mode single|pairwise-baseline|pairwise-all --model-list ID... --judge openai:MODEL|DIR|tiny
+    judgetrain mtbench judge --mode single|pairwise-baseline|pairwise-all --model-list ID... --judge openai:MODEL|DIR|URL|tiny
         --out-dir DIR [--baseline ID] [--parallel N] [--judge-name NAME]
     judgetrain mtbench show --mode single|pairwise-baseline|pairwise-all --out-dir DIR [--judge-name NAME] [--from-single]
     judgetrain mtbench agreement --judgments FILE --human FILE|HUB_ID
 
 Questions and reference answers come from ``--data-dir`` (default: the MT-bench copies shipped with
 judgetrain); answers and judgments go to ``--out-dir`` (default: ``--data-dir``), under ``<bench>/``.
+
+``mtbench judge --judge`` an export dir or a served judge's URL builds the judge from its card
+(:func:`judgetrain.judging.protocol.judge_from_card`). A generative judge must have been trained on
+one of FastChat's MT-bench templates of the mode's protocol (``mtbench-pair-*`` for the pairwise
+modes, ``mtbench-single-*`` for ``single``); each match is judged with its FastChat variant of that
+template (math, multi-turn) under the card's parser, tie policy and decoding. A reward judge compares
+each pair of answers by their rewards, on the conversation up to the judged turn; it has no 1-10
+rating, so ``--mode single`` is refused for it.
 """
 
 from __future__ import annotations
@@ -19,6 +27,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from judgetrain.types import JudgeSample
 
 ACTIONS = ("gen-answers", "judge", "show", "agreement")
 
@@ -60,7 +72,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     judge.add_argument("--judge-name", help="the judge's name in the file names and rows (default: from --judge)")
     judge.add_argument("--baseline", default="gpt-3.5-turbo", help="pairwise-baseline: the baseline model")
     judge.add_argument("--parallel", type=int, help="openai: concurrent API calls; hf: prompts per batch")
-    judge.add_argument("--max-new-tokens", type=int, default=2048, help="judge generation budget (FastChat: 2048)")
+    judge.add_argument("--max-new-tokens", type=int,
+                       help="judge generation budget (default: FastChat's 2048; a judge card's own)")
     judge.add_argument("--cache", help="result cache file (default: $JUDGETRAIN_RESULT_CACHE or the user cache)")
     judge.add_argument("--no-cache", action="store_true", help="do not use a result cache")
     _common(judge)
@@ -155,6 +168,73 @@ def default_judge_name(spec: str) -> str:
     return Path(spec.rstrip("/")).name or spec
 
 
+def up_to_turn(sample: "JudgeSample") -> "JudgeSample":
+    """``sample`` cut to the turns up to the one judged (``sample.turn``): what a reward judge scores."""
+    from judgetrain.types import Answer
+
+    if sample.turn is None:
+        return sample
+    keep = sample.turn
+    questions = sample.question_turns[:keep]
+    answers = tuple(Answer(a.turns[:keep], model=a.model) for a in sample.answers)
+    return sample.replace(question=questions, answers=answers, reference=None, turn=None)
+
+
+class _UpToTurn:
+    """A reward judge on MT-bench matches: each match's conversation is scored up to its judged turn."""
+
+    def __init__(self, judge: Any) -> None:
+        self.reward_judge = judge
+
+    def judge(self, samples: list["JudgeSample"]) -> list[Any]:
+        return self.reward_judge.judge([up_to_turn(s) for s in samples])
+
+
+def card_judge_for(args: argparse.Namespace, cache: Any) -> tuple[Callable[[str], Any], Any]:
+    """(FastChat prompt name → the judge of its matches, the judge to close) for a ``--judge`` with a
+    judge card (an export dir or a served URL); every setting that contradicts the card is an error."""
+    from judgetrain import formats
+    from judgetrain.judging import Judge
+    from judgetrain.judging.card_target import load_card
+    from judgetrain.judging.protocol import judge_from_card
+
+    card = load_card(args.judge, api_key_env=args.api_key_env)
+    if args.base_url:
+        raise ValueError(f"--base-url: {args.judge} is judged as its judge card says; give a server's URL as --judge instead")
+    pairwise = args.mode != "single"
+    if card.kind == "reward":
+        if not pairwise:
+            raise ValueError(f"--mode single: {args.judge} is a reward judge (its judge card says kind reward): it gives each "
+                             "answer a reward, not FastChat's 1-10 rating; use --mode pairwise-all or --mode pairwise-baseline")
+    else:
+        template = formats.get(card.template)
+        protocol = "pairwise" if pairwise else "single"
+        if template.family != "mtbench" or template.protocol != protocol:
+            raise ValueError(f"--judge {args.judge}: its judge card fixes the template {card.template} ({template.family}, "
+                             f"{template.protocol}), but --mode {args.mode} judges with FastChat's {protocol} MT-bench prompts "
+                             f"(mtbench-{'pair' if pairwise else 'single'}-*); give a judge trained on one of them"
+                             + ("" if template.protocol == protocol else
+                                f", or use --mode {'single' if pairwise else 'pairwise-all'}"))
+        if pairwise and not card.tie_policy.both_orders:
+            raise ValueError(f"--judge {args.judge}: its judge card judges a pair in one order; MT-bench's pair files hold both orders")
+    judge = judge_from_card(args.judge, card=card, batch_size=args.batch_size or args.parallel or 8, dtype=args.dtype,
+                            max_new_tokens=args.max_new_tokens, api_key_env=args.api_key_env,
+                            **({"cache": cache} if card.kind != "reward" else {}))
+    if judge.kind == "reward":
+        scored = _UpToTurn(judge)
+        return (lambda prompt_name: scored), judge
+    variants = {card.template: judge}
+
+    def judge_for(prompt_name: str):
+        name = f"mtbench-{prompt_name}"
+        if name not in variants:
+            # The template's FastChat variant (math, multi-turn) on the same backend, under the card's settings.
+            variants[name] = Judge(name, judge.backend, **judge.card.judge_options())
+        return variants[name]
+
+    return judge_for, judge
+
+
 def _judge(args: argparse.Namespace) -> int:
     from judgetrain_eval.mtbench.data import load_model_answers, load_reference_answers
     from judgetrain_eval.mtbench.judgment import judge_matches, make_matches, output_file_name
@@ -173,13 +253,27 @@ def _judge(args: argparse.Namespace) -> int:
         from judgetrain.judging.cli import default_cache_path
 
         cache = args.cache or default_cache_path()
-    backend = _make_backend(args.judge, args, args.parallel)
-    try:
-        result = judge_matches(matches, answers, backend, judge_name=judge_name,
-                               output_file=out_bench / "model_judgment" / output_file_name(judge_name, args.mode),
-                               max_new_tokens=args.max_new_tokens, cache=cache)
-    finally:
-        backend.close()
+    from judgetrain.card import has_card
+    from judgetrain.judging.card_target import is_served
+    from judgetrain_eval.mtbench.judgment import DEFAULT_JUDGE_MAX_NEW_TOKENS
+
+    output_file = out_bench / "model_judgment" / output_file_name(judge_name, args.mode)
+    if is_served(args.judge) or has_card(args.judge):
+        judge_for, card_judge = card_judge_for(args, cache)
+        try:
+            result = judge_matches(matches, answers, None, judge_name=judge_name, output_file=output_file, judge_for=judge_for)
+        finally:
+            card_judge.close()
+    else:
+        from judgetrain.judging.card_target import refuse_reward_model_dir
+
+        refuse_reward_model_dir(args.judge.removeprefix("hf:").removeprefix("vllm:"), "FastChat MT-bench")
+        backend = _make_backend(args.judge, args, args.parallel)
+        try:
+            result = judge_matches(matches, answers, backend, judge_name=judge_name, output_file=output_file,
+                                   max_new_tokens=args.max_new_tokens or DEFAULT_JUDGE_MAX_NEW_TOKENS, cache=cache)
+        finally:
+            backend.close()
     print(f"{result.num_judged} matches judged, {result.num_skipped} already there, "
           f"{result.num_parse_failures} without a verdict -> {result.output_file}")
     return 0

@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from judgetrain_eval.mtbench.data import NEED_REF_CATS, read_jsonl
 from judgetrain.atomic import write_jsonl_atomic
@@ -210,10 +210,14 @@ def output_file_name(judge_name: str, mode: str) -> str:
     return f"{judge_name}_{'single' if mode == 'single' else 'pair'}.jsonl"
 
 
-def judge_matches(matches: list[Match], answers: dict[str, dict[Any, dict[str, Any]]], backend: Backend, *,
+def judge_matches(matches: list[Match], answers: dict[str, dict[Any, dict[str, Any]]], backend: Backend | None, *,
                   judge_name: str, output_file: str | Path, max_new_tokens: int = DEFAULT_JUDGE_MAX_NEW_TOKENS,
-                  cache: Any = None, chunk_matches: int = DEFAULT_CHUNK_MATCHES, log=sys.stderr) -> JudgeRun:
-    """Judge every match not yet in ``output_file`` and (re)write the file, chunk by chunk."""
+                  cache: Any = None, chunk_matches: int = DEFAULT_CHUNK_MATCHES, log=sys.stderr,
+                  judge_for: Callable[[str], Any] | None = None) -> JudgeRun:
+    """Judge every match not yet in ``output_file`` and (re)write the file, chunk by chunk.
+
+    ``judge_for`` (a FastChat prompt name → the judge of its matches) replaces the judges built here
+    on ``backend`` with FastChat's prompts: a judge built from a judge card brings its own."""
     from judgetrain import formats
     from judgetrain.judging import CachingBackend, Judge, default_decoding
 
@@ -227,11 +231,11 @@ def judge_matches(matches: list[Match], answers: dict[str, dict[Any, dict[str, A
     run = JudgeRun(output_file=output_file, num_matches=len(matches))
     pending = [m for m in matches if match_key(judge_name, m.prompt_name, m.question["question_id"], m.models, m.turn) not in done]
     run.num_skipped = len(matches) - len(pending)
-    if cache is not None and not isinstance(backend, CachingBackend):
+    if cache is not None and backend is not None and not isinstance(backend, CachingBackend):
         backend = CachingBackend(backend, cache)
     judges: dict[str, Judge] = {}
 
-    def judge_for(prompt_name: str) -> Judge:
+    def prompt_judge(prompt_name: str) -> Judge:
         if prompt_name not in judges:
             fmt = formats.get(f"mtbench-{prompt_name}")
             decoding = default_decoding(fmt, max_new_tokens=max_new_tokens)
@@ -244,7 +248,7 @@ def judge_matches(matches: list[Match], answers: dict[str, dict[Any, dict[str, A
         for match in chunk:
             by_prompt.setdefault(match.prompt_name, []).append(match)
         for prompt_name, group in by_prompt.items():
-            judgments = judge_for(prompt_name).judge([sample_of(m, answers) for m in group])
+            judgments = (judge_for or prompt_judge)(prompt_name).judge([sample_of(m, answers) for m in group])
             for match, judgment in zip(group, judgments):
                 row = (single_row if match.protocol == "single" else pair_row)(match, judgment, judge_name)
                 run.num_parse_failures += int("parse_failure" in row)
