@@ -28,7 +28,12 @@ backend), and the disagreement policy never applies. The per-order verdicts stay
 ``both_orders.original`` / ``.swapped`` and ``consistent`` still compares those raw per-order
 verdicts, so consistency measures the model's own position bias, not the aggregate's. The record
 then also holds ``p_a_minus_p_b`` and ``tie_margin`` (``both_orders.debiased_winner`` is the
-debiased verdict); when an order has no winner probabilities (a format whose verdict does not come
+debiased verdict). A verdict-first template whose first token is a grade, not a winner (JudgeLM's
+"s1 s2": the first token grades the answer shown first), is decided the same way from the expected
+grades: each order gives the expected first-position grade of the answer it shows first, and
+``p_a_minus_p_b`` is E[grade of A, shown first] − E[grade of B, shown first] over the width of the
+template's scale (9 points for 1-10), so it lies in [−1, 1] and is antisymmetric under a swap exactly
+as the mean probabilities are. When an order has neither (a format whose verdict does not come
 first, a backend without log-probabilities) the pair falls back to the verdicts rule and
 ``aggregated_by="verdicts"`` with a ``fallback`` reason says so (``aggregated_by="probabilities"``
 otherwise). Errors and parse failures win over both rules, as above.
@@ -64,15 +69,14 @@ from judgetrain.formats.base import JudgeFormat
 from judgetrain.judging.backends.base import Backend, Completion, Decoding, Request
 from judgetrain.judging.truncation import InputCut, fit_sample, input_cut_meta
 
-if TYPE_CHECKING:
-    from judgetrain.card import JudgeCard
 from judgetrain.types import WINNERS, BothOrders, JudgeSample, Judgment, ParseFailure, Verdict, flip_winner
 
-DISAGREEMENT_POLICIES = ("tie", "inconsistent")
-"""What a both-orders disagreement becomes: a tie, or the outcome "inconsistent" kept on its own."""
+# The card's tie-policy vocabulary, defined where the card is read (the card imports nothing of judging).
+from judgetrain.card import AGGREGATIONS, DISAGREEMENT_POLICIES
 
-AGGREGATIONS = ("verdicts", "probabilities")
-"""How the two orders of a pair are combined: their verdicts, or their mean verdict probabilities."""
+if TYPE_CHECKING:
+    from judgetrain.card import JudgeCard
+    from judgetrain.judging.ranking import RerankResult
 
 DEFAULT_TIE_MARGINS = tuple(round(0.05 * i, 2) for i in range(0, 20))
 """The tie margins :func:`choose_tie_margin` tries by default: 0, 0.05, …, 0.95."""
@@ -237,28 +241,53 @@ class Judge:
     card: "JudgeCard | None" = None
     """The judge card this judge was built from (:meth:`from_card`), else None."""
 
-    @classmethod
-    def from_card(cls, path_or_url: Any, **options: Any) -> "Judge":
-        """The judge an export describes: a local export dir (transformers backend) or the ``http://``
-        URL of an OpenAI-compatible server of one (its card from ``GET /v1/judge_card``, or ``card=``
-        a local export dir / judge_card.json). Template, parser mode, both-orders policy, aggregation and
-        tie margin, and decoding come from the card (:meth:`judgetrain.card.JudgeCard.judge_options`);
-        ``options`` override Judge arguments. See :mod:`judgetrain.client`."""
-        from judgetrain.client import judge_from_card
+    kind = "generative"
+    """The judge kind (:class:`judgetrain.judging.protocol.JudgeProtocol`): this one writes its judgment."""
 
-        return judge_from_card(cls, path_or_url, **options)
+    @classmethod
+    def from_card(cls, path_or_url: Any, *, card: Any = None, backend_name: str | None = None, model: str | None = None,
+                  batch_size: int = 8, dtype: str | None = None, api_key_env: str | None = None, progress: bool = False,
+                  **options: Any) -> "Judge":
+        """The judge an export describes: a local export dir (transformers backend, or ``backend_name="vllm"``)
+        or the ``http://`` URL of an OpenAI-compatible server of one (its card from ``GET /v1/judge_card``,
+        or ``card=`` a local export dir / judge_card.json). Template, parser mode, both-orders policy,
+        aggregation and tie margin, and decoding come from the card
+        (:meth:`judgetrain.card.JudgeCard.judge_options`); ``options`` override Judge arguments. A reward
+        card gives its :class:`~judgetrain.reward.judge.RewardJudge`. Commands build judges through
+        :func:`judgetrain.judging.protocol.judge_from_card`, which also checks their flags against the card."""
+        from judgetrain.judging.card_target import generative_backend, load_card
+
+        loaded = load_card(path_or_url, card=card, api_key_env=api_key_env)
+        if loaded.kind == "reward":
+            from judgetrain.reward.judge import RewardJudge
+
+            return RewardJudge.from_card(path_or_url, card=loaded, model=model, batch_size=batch_size, dtype=dtype,
+                                         api_key_env=api_key_env, progress=progress, backend_name=backend_name, **options)
+        backend = generative_backend(path_or_url, backend_name=backend_name, model=model, batch_size=batch_size, dtype=dtype,
+                                     api_key_env=api_key_env)
+        try:
+            judge = cls(loaded.template, backend, **{**loaded.judge_options(), "progress": progress, **options})
+        except BaseException:
+            backend.close()  # a bad option must not leave the model loaded
+            raise
+        judge.card = loaded
+        return judge
 
     def compare(self, question: str, answer_a: str, answer_b: str, **options: Any) -> Judgment:
-        """Judge two answers in both orders (:func:`judgetrain.client.compare`)."""
-        from judgetrain.client import compare
+        """Judge two answers in both orders (:func:`judgetrain.judging.ranking.compare`)."""
+        from judgetrain.judging.ranking import compare
 
         return compare(self, question, answer_a, answer_b, **options)
 
-    def rerank(self, question: str, candidates: Sequence[str], **options: Any):
-        """Best-of-n pick among ``candidates`` (:func:`judgetrain.client.rerank`)."""
-        from judgetrain.client import rerank
+    def rerank(self, question: str, candidates: Sequence[str], **options: Any) -> "RerankResult":
+        """Best-of-n pick among ``candidates`` (:func:`judgetrain.judging.ranking.rerank`)."""
+        from judgetrain.judging.ranking import rerank
 
         return rerank(self, question, candidates, **options)
+
+    def close(self) -> None:
+        """Release the backend (its model, threads, HTTP connections)."""
+        self.backend.close()
 
     # --- requests ----------------------------------------------------------------------------
     def shown_samples(self, sample: JudgeSample) -> list[JudgeSample]:
@@ -415,9 +444,11 @@ class Judge:
         )
         fields: dict[str, Any]
         probabilities = self._mean_winner_probabilities(original, swapped)
+        grade_difference = self._first_grade_difference(original, swapped) if probabilities is None else None
         aggregation: dict[str, Any] = {}
-        if self.aggregation == "probabilities" and probabilities is None:
-            aggregation = {"fallback": "an order has no winner probabilities (A / B / tie), so the verdicts rule decided"}
+        if self.aggregation == "probabilities" and probabilities is None and grade_difference is None:
+            aggregation = {"fallback": "an order has no winner probabilities (A / B / tie) nor an expected first grade, "
+                                       "so the verdicts rule decided"}
         errors = [f"{name} order: {j.error}" for name, j in (("original", original), ("swapped", swapped)) if j.error is not None]
         failures = [(name, j) for name, j in (("original", original), ("swapped", swapped)) if j.parse_failure is not None]
         if errors:
@@ -428,9 +459,10 @@ class Judge:
             outcome = "parse_failure"
             fields = {"parse_failure": ParseFailure(raw_text=failed.raw_text, reason=f"{name} order: {failed.parse_failure.reason}",
                                                     template=failed.parse_failure.template)}
-        elif self.aggregation == "probabilities" and probabilities is not None:
+        elif self.aggregation == "probabilities" and (probabilities is not None or grade_difference is not None):
             assert original.verdict is not None and swapped.verdict is not None
-            winner, difference = winner_from_probabilities(probabilities, self.tie_margin)
+            winner, difference = winner_from_probabilities(
+                probabilities if probabilities is not None else {"A": grade_difference, "B": 0.0}, self.tie_margin)
             outcome = winner
             fields = {"verdict": Verdict(winner=winner, scores=self._mean_scores(original.verdict, swapped.verdict),
                                          critique=original.verdict.critique, template=self.format.name,
@@ -455,6 +487,18 @@ class Judge:
         if a is None or b is None or len(a) != len(b) or any(s is None for s in a + b):
             return a
         return tuple((x + y) / 2 for x, y in zip(a, b))  # type: ignore[operator]
+
+    def _first_grade_difference(self, original: Judgment, swapped: Judgment) -> float | None:
+        """E[grade of A, shown first] − E[grade of B, shown first] over the scale's width, from each
+        order's expected first-position grade; None unless both orders have one for the answer it
+        showed first."""
+        scale = self.format.score_scale
+        first, second = original.meta.get("expected_score"), swapped.meta.get("expected_score")
+        if scale is None or first is None or second is None:
+            return None
+        if (original.meta.get("scored_answer"), swapped.meta.get("scored_answer")) != (0, 1):
+            return None
+        return (first - second) / (scale[1] - scale[0])
 
     @staticmethod
     def _mean_winner_probabilities(first: Judgment, second: Judgment) -> dict[str, float] | None:

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from judgetrain.reward.data import RewardPairCollator, pair_rows
-from judgetrain.reward.loss import bradley_terry_loss, pair_rewards
+from judgetrain.data.length_balance import balance_by_length
+from judgetrain.reward.data import RewardPairCollator, pair_rows, winner_label
+from judgetrain.reward.loss import PAIR_WEIGHT_COLUMN, PairWeightCollator, bradley_terry_loss, pair_rewards
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def build_reward_data(config, tokenizer, *, seed: int):
         raise ValueError("data.datasets is empty; name at least one prepared dir (judgetrain prep --out DIR)")
     manifests = {spec.path: Manifest.read(spec.path) for spec in data_config.datasets}
     parts, held_out, stats = [], [], {"datasets": {}}
+    pool_samples = []  # the sample of every training pair row, in row order over all dirs
     for index, spec in enumerate(data_config.datasets):
         samples = read_samples(spec.path)
         if not samples:
@@ -104,6 +106,8 @@ def build_reward_data(config, tokenizer, *, seed: int):
         rows, counts = pair_rows(chosen, tokenizer, max_seq_len=data_config.max_seq_len,
                                  drop_long=data_config.long_pairs == "drop")
         parts.append(rows)
+        by_id = {s.id: s for s in chosen}
+        pool_samples.extend(by_id[sample_id] for sample_id in rows["id"])
         # The held-out pairs mirror the training mixture: a dir drawn at weight 0.05 contributes 5% of its
         # held-out split (a weight above 1 repeats nothing here), so the tie margin chosen on them fits the
         # mixture trained on, and a large dir drawn thinly does not make that pass score thousands of pairs.
@@ -113,12 +117,20 @@ def build_reward_data(config, tokenizer, *, seed: int):
         stats["datasets"][spec.path] = {"num_samples": len(samples), "num_held_out": len(out), "weight": spec.weight,
                                         "manifest_hash": manifests[spec.path].manifest_hash, **counts}
     train_rows = datasets.concatenate_datasets(parts)
+    # data.length_balance: as many longer-wins as shorter-wins pairs (resample), or weights to that effect.
+    balance = balance_by_length(pool_samples, lambda s: getattr(winner_label(s), "winner", None),
+                                mode=data_config.length_balance, seed=seed)
+    train_rows = balance.apply_to_rows(train_rows, PAIR_WEIGHT_COLUMN)
+    stats["length_balance"] = balance.stats
+    collator = RewardPairCollator(tokenizer.pad_token_id)
+    if balance.row_weights is not None:
+        collator = PairWeightCollator(collator)
     if len(train_rows) == 0:
         raise ValueError("no training pairs are left: a reward judge trains on pairs whose label names a winner (A or B); "
                          f"see the counts {stats['datasets']}")
     stats["num_train_pairs"] = len(train_rows)
     stats["num_train_tokens"] = int(sum(train_rows["length"]))
-    return TrainData(train_dataset=train_rows, data_collator=RewardPairCollator(tokenizer.pad_token_id), eval_dataset=None,
+    return TrainData(train_dataset=train_rows, data_collator=collator, eval_dataset=None,
                      packed=False, format_name=None, held_out_samples=held_out,
                      manifest_hashes={path: m.manifest_hash for path, m in manifests.items()}, stats=stats)
 

@@ -212,10 +212,11 @@ class RewardTrainer(JudgeTrainer):
     of the global batch, every micro-batch holding the same number of pairs."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        from judgetrain.reward.loss import bradley_terry_loss, pair_rewards
+        from judgetrain.reward.loss import PAIR_WEIGHTS_KEY, bradley_terry_loss, pair_rewards
 
         chosen, rejected = pair_rewards(model, inputs)
-        loss = bradley_terry_loss(chosen, rejected)
+        # Length-balance weights (data.length_balance=weight), when the batch carries them.
+        loss = bradley_terry_loss(chosen, rejected, inputs.get(PAIR_WEIGHTS_KEY))
         return (loss, {"chosen": chosen, "rejected": rejected}) if return_outputs else loss
 
 
