@@ -55,6 +55,7 @@ from judgetrain import formats
 from judgetrain.data.fields import RowError, as_score, require, require_text
 from judgetrain.data.rows import RawRow, ReadReport, check_on_bad_row, convert_rows, is_local, iter_file_rows, parse_rows
 from judgetrain.types import Answer, JudgeSample, Label, ParseFailure
+from judgetrain_data_prep.mtbench import collect_by_question_id
 
 SOURCE = "arena_bench"
 SCHEMA = "fastchat-bench-single-grades"
@@ -173,20 +174,6 @@ class BenchDir:
         return model if model in self.answers else self.model_ids.get(model)
 
 
-def _collect(path: Path, parse, report: ReadReport, on_bad_row: str, what: str) -> dict[Any, Any]:
-    out: dict[Any, Any] = {}
-    rows = iter_file_rows(path, report=report, on_bad_row=on_bad_row)
-    for raw, (key, value) in parse_rows(rows, parse, report=report, on_bad_row=on_bad_row):
-        if key in out:
-            message = f"question_id {key!r} appears twice in this {what} file"
-            if on_bad_row == "skip":
-                report.skip("duplicate id", raw.where, message)
-                continue
-            raise ValueError(f"{raw.where}: {message}. Fix the file, or pass --on-bad-row skip to skip and count it")
-        out[key] = value
-    return out
-
-
 def load_bench_dir(root: Path, report: ReadReport, on_bad_row: str) -> BenchDir:
     """Read a bench dir's questions, reference answers and model answers (bad rows under ``on_bad_row``)."""
     questions_file = row_file(root, "question")
@@ -208,10 +195,10 @@ def load_bench_dir(root: Path, report: ReadReport, on_bad_row: str) -> BenchDir:
             report.note("questions with more than one turn (the first, the one graded, is read)")
         return require(raw.row, "question_id"), (turns[0], raw.row.get("category"))
 
-    for question_id, (text, category) in _collect(questions_file, question, report, on_bad_row, "question").items():
+    for question_id, (text, category) in collect_by_question_id(questions_file, question, report, on_bad_row, "question").items():
         bench.questions[question_id] = text
         bench.categories[question_id] = category
-    bench.references = _collect(reference_file, lambda raw: (require(raw.row, "question_id"), _first_turn(raw.row, report, "reference answers")),
+    bench.references = collect_by_question_id(reference_file, lambda raw: (require(raw.row, "question_id"), _first_turn(raw.row, report, "reference answers")),
                                 report, on_bad_row, "reference answer")
     for model, path in answer_files.items():
         ids: set[str] = set()
@@ -221,7 +208,7 @@ def load_bench_dir(root: Path, report: ReadReport, on_bad_row: str) -> BenchDir:
                 ids.add(raw.row["model_id"])
             return require(raw.row, "question_id"), _first_turn(raw.row, report, "model answers")
 
-        bench.answers[model] = _collect(path, answer, report, on_bad_row, "model answer")
+        bench.answers[model] = collect_by_question_id(path, answer, report, on_bad_row, "model answer")
         for model_id in ids - {model}:
             bench.model_ids.setdefault(model_id, model)
     return bench

@@ -50,9 +50,10 @@ def _turns(value: Any, name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _parse_question(raw: RawRow) -> dict[str, Any]:
+def _parse_question(raw: RawRow) -> tuple[Any, dict[str, Any]]:
     row = raw.row
-    return {"question_id": require(row, "question_id"), "category": row.get("category"), "turns": _turns(require(row, "turns"), "turns")}
+    question_id = require(row, "question_id")
+    return question_id, {"question_id": question_id, "category": row.get("category"), "turns": _turns(require(row, "turns"), "turns")}
 
 
 def _parse_answer(raw: RawRow) -> tuple[Any, tuple[str, ...]]:
@@ -63,18 +64,19 @@ def _parse_answer(raw: RawRow) -> tuple[Any, tuple[str, ...]]:
     return require(row, "question_id"), _turns(require(choices[0], "turns"), "choices[0].turns")
 
 
-def _collect(path: Path, parse, report: ReadReport, on_bad_row: str, what: str) -> dict[Any, Any]:
+def collect_by_question_id(path: Path, parse, report: ReadReport, on_bad_row: str, what: str) -> dict[Any, Any]:
+    """``{question_id: value}`` of a FastChat file whose rows ``parse`` turns into ``(question_id, value)``;
+    a question id seen twice is a bad row (``what`` names the file's kind in the message)."""
     out: dict[Any, Any] = {}
     rows = iter_file_rows(path, report=report, on_bad_row=on_bad_row)
-    for raw, value in parse_rows(rows, parse, report=report, on_bad_row=on_bad_row):
-        key = value["question_id"] if isinstance(value, dict) else value[0]
+    for raw, (key, value) in parse_rows(rows, parse, report=report, on_bad_row=on_bad_row):
         if key in out:
             message = f"question_id {key!r} appears twice in this {what} file"
             if on_bad_row == "skip":
                 report.skip("duplicate id", raw.where, message)
                 continue
             raise ValueError(f"{raw.where}: {message}. Fix the file, or pass --on-bad-row skip to skip and count it")
-        out[key] = value if isinstance(value, dict) else value[1]
+        out[key] = value
     return out
 
 
@@ -100,12 +102,12 @@ def read_fastchat(
     if unknown:
         raise ValueError(f"option models/baseline: no answer file for {unknown} in {answer_dir}; available: {sorted(answer_files)}")
     report.saw_schema("fastchat-answers")
-    questions = _collect(root / "question.jsonl", _parse_question, report, on_bad_row, "question")
+    questions = collect_by_question_id(root / "question.jsonl", _parse_question, report, on_bad_row, "question")
     references: dict[Any, tuple[str, ...]] = {}
     reference_file = root / "reference_answer" / "gpt-4.jsonl"
     if reference_file.is_file():
-        references = _collect(reference_file, _parse_answer, report, on_bad_row, "reference answer")
-    answers = {model: _collect(answer_files[model], _parse_answer, report, on_bad_row, "model answer") for model in sorted(set(chosen) | ({baseline} if baseline else set()))}
+        references = collect_by_question_id(reference_file, _parse_answer, report, on_bad_row, "reference answer")
+    answers = {model: collect_by_question_id(answer_files[model], _parse_answer, report, on_bad_row, "model answer") for model in sorted(set(chosen) | ({baseline} if baseline else set()))}
     if baseline:
         pairs = [(baseline, m) for m in chosen if m != baseline]
     else:

@@ -131,7 +131,8 @@ def card_judge(args: argparse.Namespace, cache: Path | None) -> tuple[Any, list[
     return judge, samples
 
 
-def _print_summary(summary: dict, out: Path, file=sys.stdout) -> None:
+def _print_summary(summary: dict, out: Path, file=None) -> None:
+    file = file or sys.stdout  # read at call time: a default bound at import would keep a stream replaced since
     outcomes = ", ".join(f"{k}: {v}" for k, v in summary["outcomes"].items()) or "none"
     print(f"judged {summary['num_judgments']} samples -> {out}", file=file)
     print(f"  outcomes: {outcomes}", file=file)

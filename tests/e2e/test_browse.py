@@ -273,28 +273,12 @@ def test_playground_tiny_both_orders_and_script_is_text(browse_url, browser):
 
 
 @pytest.fixture(scope="module")
-def exported_judge(tmp_path_factory):
-    """A tiny LoRA judge trained one step with the train API on shipped LLMBar pairs and exported
-    (its card names the template it was trained on, mtbench-pair-v2, not the playground's default)."""
-    from judgetrain.export import export
-    from judgetrain.data.prepare import prepare_dataset
-    from judgetrain.quickstart import FORMAT, read_shipped
-    from judgetrain.train.config import load_config
-    from judgetrain.train.trainer import train
+def exported_judge(tiny_generative_export):
+    """The tiny LoRA judge (its card names the template it was trained on, mtbench-pair-v2, not the
+    playground's default)."""
+    from judgetrain.quickstart import FORMAT
 
-    tmp = tmp_path_factory.mktemp("browse-export")
-    prepare_dataset(read_shipped("train_llmbar.jsonl")[:2], tmp / "data", format_name=FORMAT, source="test", seed=0)
-    (tmp / "train.yaml").write_text(
-        "model: {path: tiny}\n"
-        f"data: {{datasets: [{{path: '{tmp / 'data'}'}}], format: {FORMAT}, max_seq_len: 2048}}\n"
-        "method: {name: lora, lora: {r: 4, alpha: 8, dropout: 0.0}}\n"
-        "optim: {lr: 1.0e-3, max_steps: 1, per_device_batch_size: 2, warmup_ratio: 0.0, schedule: constant}\n"
-        "logging: {stdout: false, every_steps: 100}\n"
-        "checkpoint: {every_steps: 0, resume: never}\n"
-        f"output_dir: '{tmp / 'run'}'\n",
-        encoding="utf-8",
-    )
-    out = export(train(load_config(tmp / "train.yaml")).final_dir, tmp / "judge", dtype="fp32", max_new_tokens=8)
+    out = tiny_generative_export
     assert FORMAT != "judgelm-v1"
     return out, FORMAT
 

@@ -21,18 +21,12 @@ from judgetrain.card import read_card, write_card
 from judgetrain.judging import Judge, default_decoding, per_order
 from judgetrain.types import Answer, JudgeSample
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TEMPLATE = "pandalm-v1"
 LIMIT_ITEMS = 6
 TIE_MARGIN = 0.02
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The tiny model's matrices are too small for a second thread to help on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def verdict_checkpoint(directory: Path) -> Path:

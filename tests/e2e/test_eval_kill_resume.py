@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.test_judge_kill_resume import _num_cached, _reply, _wait_for
+from tests.e2e.test_judge_kill_resume import _num_cached, _reply, run_until_killed
 from tests.unit.openai_fault_server import FaultServer
 
 KEY_ENV = "JT_EVAL_RESUME_KEY"
@@ -55,19 +55,8 @@ def test_killed_api_eval_resumes_through_the_result_cache_without_paying_a_promp
     logs = {name: tmp_path / f"{name}.log" for name in ("run1.stdout", "run1.stderr", "run2.stdout", "run2.stderr")}
 
     with FaultServer(reply_fn=_reply, freeze_after_ok=NUM_FINISHED_BEFORE_KILL) as server:
-        with logs["run1.stdout"].open("wb") as stdout, logs["run1.stderr"].open("wb") as stderr:
-            run1 = subprocess.Popen(_command(server, data, out), env=env, stdout=stdout, stderr=stderr)
-            try:
-                assert server.frozen.wait(timeout=120), "the first run never finished its first calls"
-                # Every answer sent has reached the client's cache; the client now waits on held calls.
-                _wait_for(lambda: _num_cached(cache) == server.num_ok == NUM_FINISHED_BEFORE_KILL and server.num_held > 0,
-                          60, "the cache to hold every answered call while later calls hang")
-                assert run1.poll() is None, "the first run ended before it was killed"
-                os.kill(run1.pid, signal.SIGKILL)
-            finally:
-                if run1.poll() is None:
-                    run1.kill()
-                run1.wait(timeout=30)
+        run1 = run_until_killed(_command(server, data, out), env, server, cache, NUM_FINISHED_BEFORE_KILL,
+                                logs["run1.stdout"], logs["run1.stderr"])
         assert run1.returncode == -signal.SIGKILL, logs["run1.stderr"].read_text()
         assert not (out / "results.json").exists()  # the killed run wrote no results
         finished_before_kill = {key for key, count in server.ok_calls.items() if count}

@@ -74,6 +74,26 @@ def _num_cached(cache: Path) -> int:
         return len(store)
 
 
+def run_until_killed(command: list[str], env: dict[str, str], server: FaultServer, cache: Path, num_finished: int,
+                     stdout_log: Path, stderr_log: Path) -> subprocess.Popen:
+    """Run ``command`` until ``server`` has answered ``num_finished`` calls and holds the later ones, wait
+    until the client's result cache holds every answered call, then SIGKILL it; returns the killed process."""
+    with stdout_log.open("wb") as stdout, stderr_log.open("wb") as stderr:
+        process = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr)
+        try:
+            assert server.frozen.wait(timeout=120), "the first run never finished its first calls"
+            # Every answer sent has reached the client's cache; the client now waits on held calls.
+            _wait_for(lambda: _num_cached(cache) == server.num_ok == num_finished and server.num_held > 0,
+                      60, "the cache to hold every answered call while later calls hang")
+            assert process.poll() is None, "the first run ended before it was killed"
+            os.kill(process.pid, signal.SIGKILL)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=30)
+    return process
+
+
 def _assert_key_in_no_file(root: Path) -> list[Path]:
     """Every file under ``root`` (outputs, partial outputs, cache and its WAL, logs) is free of the key."""
     written = [p for p in root.rglob("*") if p.is_file()]
@@ -92,19 +112,8 @@ def test_killed_api_judging_run_resumes_without_repeating_a_call_or_leaking_the_
 
     with FaultServer(_script(), reply_fn=_reply, hang_seconds=0.3, echo_auth_in_errors=True,
                      freeze_after_ok=NUM_FINISHED_BEFORE_KILL) as server:
-        with logs["run1.stdout"].open("wb") as stdout, logs["run1.stderr"].open("wb") as stderr:
-            run1 = subprocess.Popen(_command(server, samples_file, out, cache), env=env, stdout=stdout, stderr=stderr)
-            try:
-                assert server.frozen.wait(timeout=120), "the first run never finished its first calls"
-                # Every answer sent has reached the client's cache; the client now waits on held calls.
-                _wait_for(lambda: _num_cached(cache) == server.num_ok == NUM_FINISHED_BEFORE_KILL and server.num_held > 0,
-                          60, "the cache to hold every answered call while later calls hang")
-                assert run1.poll() is None, "the first run ended before it was killed"
-                os.kill(run1.pid, signal.SIGKILL)
-            finally:
-                if run1.poll() is None:
-                    run1.kill()
-                run1.wait(timeout=30)
+        run1 = run_until_killed(_command(server, samples_file, out, cache), env, server, cache, NUM_FINISHED_BEFORE_KILL,
+                                logs["run1.stdout"], logs["run1.stderr"])
         assert run1.returncode == -signal.SIGKILL
         assert not out.exists()  # the output is renamed into place only by a run that completes
         _assert_key_in_no_file(tmp_path)  # what the killed run left: partial output, cache + WAL, logs

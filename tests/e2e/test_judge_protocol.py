@@ -20,29 +20,15 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from judgetrain.cli import main
-from judgetrain.types import Answer, JudgeSample, Label
 
 SHIPPED_EVAL = Path(__file__).resolve().parents[2] / "judgetrain" / "resources" / "quickstart" / "eval_pandalm.jsonl"
 EVAL_RESULT = {"benchmark": "toy", "metrics": {"accuracy": 0.25}}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The tiny models are too small for a second thread to help on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _labelled_pair(index: int) -> JudgeSample:
-    good, bad = f"Topic {index} is common and useful every day.", "I do not know."
-    answers = (Answer(good), Answer(bad)) if index % 2 else (Answer(bad), Answer(good))
-    return JudgeSample(id=f"r{index:03d}", source="test", question=f"Tell me about topic {index}.", answers=answers,
-                       labels={"gpt4": Label(winner="A" if index % 2 else "B")})
 
 
 def _with_eval_result(checkpoint: Path) -> None:
@@ -51,21 +37,15 @@ def _with_eval_result(checkpoint: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reward(tmp_path_factory) -> tuple[Path, Path]:
-    """(the checkpoint, the export) of a tiny reward judge trained two steps, an eval result in its run dir."""
-    from judgetrain.data.prepare import prepare_dataset
+def reward(tiny_reward_checkpoint, tmp_path_factory) -> tuple[Path, Path]:
+    """(the checkpoint, the export) of the tiny reward judge, in a copy of its run dir that holds an eval result."""
+    import shutil
+
     from judgetrain.export import export
-    from judgetrain.train.config import load_config
-    from judgetrain.train.trainer import train
 
     root = tmp_path_factory.mktemp("reward")
-    prepare_dataset([_labelled_pair(i) for i in range(8)], root / "pairs", source="test")
-    config_file = root / "reward.yaml"
-    config_file.write_text("kind: reward\nmodel: {path: tiny}\n", encoding="utf-8")
-    config = load_config(config_file, [f"data.datasets={root / 'pairs'}", "data.max_seq_len=128", "optim.max_steps=2",
-                                       "optim.per_device_batch_size=4", "logging.stdout=false", "checkpoint.every_steps=0",
-                                       f"output_dir={root / 'run'}"])
-    checkpoint = train(config).final_dir
+    shutil.copytree(tiny_reward_checkpoint.parent, root / "run")
+    checkpoint = root / "run" / tiny_reward_checkpoint.name
     _with_eval_result(checkpoint)
     return checkpoint, export(checkpoint, root / "judge", dtype="fp32")
 

@@ -145,31 +145,14 @@ def key_in_environment():
 
 
 @pytest.fixture(scope="module")
-def served_export(tmp_path_factory, key_in_environment):
-    """A tiny LoRA judge trained one step and exported under a tmp dir (its card records the absolute
-    path of its training data), served with an API key; yields (tmp dir, export dir, url)."""
-    from judgetrain.data.prepare import prepare_dataset
-    from judgetrain.export import export
-    from judgetrain.quickstart import FORMAT, read_shipped
+def served_export(tiny_generative_export, key_in_environment):
+    """The tiny LoRA judge (its card records the absolute path of its training data, under the
+    export's parent dir), served with an API key; yields (that parent dir, export dir, url)."""
     from judgetrain.serve import start_server
-    from judgetrain.train.config import load_config
-    from judgetrain.train.trainer import train
 
-    tmp = tmp_path_factory.mktemp("serve-export")
-    prepare_dataset(read_shipped("train_llmbar.jsonl")[:2], tmp / "data", format_name=FORMAT, source="test", seed=0)
-    (tmp / "train.yaml").write_text(
-        "model: {path: tiny}\n"
-        f"data: {{datasets: [{{path: '{tmp / 'data'}'}}], format: {FORMAT}, max_seq_len: 2048}}\n"
-        "method: {name: lora, lora: {r: 4, alpha: 8, dropout: 0.0}}\n"
-        "optim: {lr: 1.0e-3, max_steps: 1, per_device_batch_size: 2, warmup_ratio: 0.0, schedule: constant}\n"
-        "logging: {stdout: false, every_steps: 100}\n"
-        "checkpoint: {every_steps: 0, resume: never}\n"
-        f"output_dir: '{tmp / 'run'}'\n",
-        encoding="utf-8",
-    )
-    out = export(train(load_config(tmp / "train.yaml")).final_dir, tmp / "judge", dtype="fp32", max_new_tokens=8)
+    out = tiny_generative_export
     server, thread = start_server(str(out), "127.0.0.1", 0, batch_size=2, api_key_env=key_in_environment)
-    yield tmp, out, server.url
+    yield out.parent, out, server.url
     server.shutdown()
     server.server_close()
     thread.join(timeout=10)

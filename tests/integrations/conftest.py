@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from judgetrain.types import Answer, JudgeSample, Label
+from judgetrain.types import Answer, JudgeSample
 
 REWARD_HEAD_SCALE = 50.0
 """The two-step reward model's head is scaled by this so rewards of different completions lie apart
@@ -19,41 +19,17 @@ UNREADABLE_TEXT = "x"
 """The one token the generative judges may write that no template parses: their parse failures."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The tiny models' matrices are too small for a second thread to help on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _labelled_pair(index: int) -> JudgeSample:
-    good, bad = f"Topic {index} is common and useful every day.", "I do not know."
-    answers = (Answer(good), Answer(bad)) if index % 2 else (Answer(bad), Answer(good))
-    return JudgeSample(id=f"r{index:03d}", source="test", question=f"Tell me about topic {index}.", answers=answers,
-                       labels={"gpt4": Label(winner="A" if index % 2 else "B")})
 
 
 @pytest.fixture(scope="session")
-def reward_export(tmp_path_factory) -> Path:
-    """A tiny reward judge trained two steps and exported (fp32) with ``judgetrain export``; its
-    head is then scaled by :data:`REWARD_HEAD_SCALE` (the card is the export's own)."""
+def reward_export(tiny_reward_checkpoint, tmp_path_factory) -> Path:
+    """The tiny reward judge exported (fp32) with ``judgetrain export``; its head is then scaled by
+    :data:`REWARD_HEAD_SCALE` (the card is the export's own)."""
     from safetensors.torch import load_file, save_file
 
-    from judgetrain.data.prepare import prepare_dataset
     from judgetrain.export import export
-    from judgetrain.train.config import load_config
-    from judgetrain.train.trainer import train
 
-    root = tmp_path_factory.mktemp("reward-export")
-    prepare_dataset([_labelled_pair(i) for i in range(16)], root / "pairs", source="test")
-    config_file = root / "reward.yaml"
-    config_file.write_text("kind: reward\nmodel: {path: tiny}\n", encoding="utf-8")
-    config = load_config(config_file, [f"data.datasets={root / 'pairs'}", "data.max_seq_len=128", "optim.max_steps=2",
-                                       "optim.per_device_batch_size=4", "logging.stdout=false", "checkpoint.every_steps=0",
-                                       f"output_dir={root / 'run'}"])
-    out = export(train(config).final_dir, root / "judge", dtype="fp32")
+    out = export(tiny_reward_checkpoint, tmp_path_factory.mktemp("reward-export") / "judge", dtype="fp32")
     weights = load_file(out / "model.safetensors")
     weights["score.weight"] = weights["score.weight"] * REWARD_HEAD_SCALE
     save_file(weights, out / "model.safetensors", metadata={"format": "pt"})

@@ -16,6 +16,8 @@ from judgetrain.integrations.trl import JudgeReward, ReferenceReward, conversati
 from judgetrain.judging.judge import Judge, outcome_of
 from judgetrain.reward.judge import LocalRewardScorer, RewardJudge, single_sample
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 trl = pytest.importorskip("trl")
 
 TOPICS = ["salt", "rain", "bread", "maps"]

@@ -16,6 +16,8 @@ from judgetrain.judging.backends.base import Backend, Completion, Decoding
 from judgetrain.judging.judge import Judge, choose_tie_margin, winner_from_probabilities
 from judgetrain.types import Answer, JudgeSample, flip_winner
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 PANDALM = formats.get("pandalm-v1")
 FLIP = {"A": "B", "B": "A", "tie": "tie", None: None}
 
@@ -114,14 +116,6 @@ def verdict_model():
 SAMPLES = [pair(f"s{i}", "red " * (i + 1), "blue and green " * (3 - i % 3), question=f"Question {i}: name a colour.")
            for i in range(5)]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The tiny model's matrices are too small for a second thread to help on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from judgetrain.client import pair_sample
 from judgetrain.judging.truncation import MIN_QUESTION_SHARE, QUESTION_CUT_MARKER
-from judgetrain.types import Answer, JudgeSample, Label
+from judgetrain.types import Label
 
 QUESTION_START = "Read the notes below and say which answer is kinder."
 QUESTION_END = "Which answer is kinder?"
@@ -26,30 +26,14 @@ def _contains_run(ids: list[int], run: list[int]) -> bool:
     return any(ids[i:i + len(run)] == run for i in range(len(ids) - len(run) + 1))
 
 
-def _labelled_pair(index: int) -> JudgeSample:
-    good, bad = f"Topic {index} is common and useful every day.", "I do not know."
-    answers = (Answer(good), Answer(bad)) if index % 2 else (Answer(bad), Answer(good))
-    return JudgeSample(id=f"r{index:03d}", source="test", question=f"Tell me about topic {index}.", answers=answers,
-                       labels={"gpt4": Label(winner="A" if index % 2 else "B")})
-
 
 @pytest.fixture(scope="module")
-def reward_export(tmp_path_factory) -> Path:
-    """A tiny reward judge trained for two steps and exported (fp32), its card's budget set to
-    :data:`REWARD_BUDGET_TOKENS` tokens and its tie margin to 0."""
-    from judgetrain.data.prepare import prepare_dataset
+def reward_export(tiny_reward_checkpoint, tmp_path_factory) -> Path:
+    """The tiny reward judge exported (fp32), its card's budget set to :data:`REWARD_BUDGET_TOKENS`
+    tokens and its tie margin to 0."""
     from judgetrain.export import export
-    from judgetrain.train.config import load_config
-    from judgetrain.train.trainer import train
 
-    root = tmp_path_factory.mktemp("reward-export")
-    prepare_dataset([_labelled_pair(i) for i in range(16)], root / "pairs", source="test")
-    config_file = root / "reward.yaml"
-    config_file.write_text("kind: reward\nmodel: {path: tiny}\n", encoding="utf-8")
-    config = load_config(config_file, [f"data.datasets={root / 'pairs'}", "data.max_seq_len=128", "optim.max_steps=2",
-                                       "optim.per_device_batch_size=4", "logging.stdout=false", "checkpoint.every_steps=0",
-                                       f"output_dir={root / 'run'}"])
-    out = export(train(config).final_dir, root / "judge", dtype="fp32")
+    out = export(tiny_reward_checkpoint, tmp_path_factory.mktemp("reward-export") / "judge", dtype="fp32")
     card = json.loads((out / "judge_card.json").read_text(encoding="utf-8"))
     card["reward"]["max_seq_len"], card["reward"]["tie_margin"] = REWARD_BUDGET_TOKENS, 0.0
     (out / "judge_card.json").write_text(json.dumps(card), encoding="utf-8")
