@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "prep": ("judgetrain.data.cli", "read a judge dataset into canonical samples, augment and tokenize it"),
     "train": ("judgetrain.train.cli", "train a judge from a recipe (one process; use torchrun for more)"),
     "judge": ("judgetrain.judging.cli", "judge samples with a model or an API and write judgments"),
+    "rerank": ("judgetrain.judging.rerank_cli", "best-of-n: rank each prompt's candidate answers with a judge, keep the best"),
     "label": ("judgetrain.judging.label_cli", "ask a teacher model for judgments to build a training set"),
     "export": ("judgetrain.export", "export a checkpoint as a judge: merged safetensors + judge card"),
     "serve": ("judgetrain.serve", "serve a judge over an OpenAI-compatible HTTP API (CPU / development)"),

@@ -25,10 +25,19 @@ Two kinds of judge (``--kind``):
   and Adversarial sets, which the CPU judge recipe evaluates on), every pair with a winner whose answers
   fit the token budget used whole (a longer pair is left out and counted), the tie margin chosen on a
   held-out tenth of the training pairs. Before training is the same model with its new head untrained.
-- ``generative``: LoRA on SmolLM2 writing FastChat's ``[[A]]`` / ``[[B]]`` / ``[[C]]`` verdict in the
-  ``mtbench-pair-v2`` template (the shipped human labels are winners without grades, so the target is
-  the verdict token alone); samples whose row exceeds the token budget are left out, half the pairs
-  are swapped. On a CPU budget it learns the verdict format but not a preference.
+- ``generative``: the choices of the generative CPU judge recipe
+  (``recipes/smollm2-135m-generative-judge-cpu.yaml``) on what the package ships: LoRA on SmolLM2, trained to
+  write its verdict first in the ``judgelm-v1`` template (the score line "s1 s2" for a
+  pair, one grade for a single answer, then the explanation), trained on GPT-4's reference-guided grades of
+  arena-bench-v1 (the copy in ``judgetrain/resources/arena_bench_v1``, read by the ``arena_bench`` reader, its
+  training split only) as single grades with their critiques and as pairs from two grades, and on the
+  Prometheus Vicuna-bench grade pairs (their 1-5 grades mapped onto 1-10); the shipped HHH and LLMBar pairs
+  name a winner without grades, which gives JudgeLM's score line nothing to state, and the MT-bench grade
+  pairs are judged on a second turn, which its prompt cannot show. Every pair is trained in both orders
+  and every sample that shows a reference also without it (swap and reference drop, as JudgeLM
+  ablates them); only samples whose whole row fits the token budget are drawn. Pairs are judged in both
+  orders and decided by their verdict probabilities (the expected first grades of the two orders) with
+  a tie margin chosen on a held-out tenth of the training pairs, which the export's card carries.
 
 ``--tiny`` runs the same path in seconds with the tiny random model (for CI): its numbers mean nothing.
 """
@@ -37,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -56,7 +64,14 @@ judge is evaluated on, and the adversarial ones reward the shorter answer in 3 p
 answer that reads better loses), which teaches a 135M judge to prefer short answers."""
 KINDS = ("reward", "generative")
 EVAL_FILE = "eval_pandalm.jsonl"
-FORMAT = "mtbench-pair-v2"
+FORMAT = "judgelm-v1"
+"""The generative judge's template: verdict first, pairs as "s1 s2", single answers with its single-grading twin."""
+ARENA_BENCH_DIR = Path(__file__).parent / "resources" / "arena_bench_v1"
+"""The shipped arena-bench-v1 copy (Apache-2.0), read through the ``arena_bench`` reader."""
+GENERATIVE_PAIR_FILES = ("train_prometheus_pairs.jsonl",)
+"""Shipped pair files with grades a JudgeLM score line can state (single-turn)."""
+GENERATIVE_HELD_OUT_FRACTION = 0.1
+"""Share of the generative training pairs held out to choose the tie margin on (never trained on)."""
 GOLD_LABELS = ("human_majority", "human", "gold", "gpt4")
 """Which label of a shipped sample is its gold one (PandaLM: human_majority, HHH: human, LLMBar: gold,
 Vicuna-bench grade pairs: gpt4)."""
@@ -87,9 +102,12 @@ class Size:
 # num_train None: every shipped sample of the reward pool.
 FULL = Size(model="embedded:smollm2-135m", kind="reward", num_train=None, num_eval=300, max_seq_len_tokens=512, epochs=1.0,
             max_steps=96, lr=2e-4, batch_size=4, grad_accum=2, max_new_tokens=0, trainable_layers=4)
-# SmolLM2-135M trains at ~150-210 tokens/s on 2 CPU cores with LoRA: 200 samples of <= 360 tokens is ~6 min.
-FULL_GENERATIVE = Size(model="embedded:smollm2-135m", kind="generative", num_train=200, num_eval=300, max_seq_len_tokens=360,
-                       epochs=1.0, max_steps=None, lr=1e-3, batch_size=4, grad_accum=2, max_new_tokens=12)
+# The generative judge: 60 drawn samples (a third each: arena-bench single grades, arena-bench pairs, Prometheus
+# pairs), with their reference-dropped twins and both orders 160 rows of <= 768 tokens (about 85K tokens at
+# seed 0), packed 8 rows a step with LoRA at the recipe's lr (the recipe measured about 160 tokens/s on 2 cores);
+# 200 PandaLM items judged before and after.
+FULL_GENERATIVE = Size(model="embedded:smollm2-135m", kind="generative", num_train=60, num_eval=200, max_seq_len_tokens=768,
+                       epochs=1.0, max_steps=None, lr=1e-3, batch_size=2, grad_accum=4, max_new_tokens=8)
 TINY = Size(model="tiny", kind="reward", num_train=16, num_eval=6, max_seq_len_tokens=256, epochs=1.0, max_steps=4, lr=1e-3,
             batch_size=4, grad_accum=1, max_new_tokens=0, trainable_layers=1)
 TINY_GENERATIVE = Size(model="tiny", kind="generative", num_train=16, num_eval=6, max_seq_len_tokens=2048, epochs=1.0, max_steps=4,
@@ -100,9 +118,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/quickstart", help="where the data, run, export and report go (default runs/quickstart)")
     parser.add_argument("--tiny", action="store_true", help="the same path in seconds with the tiny random model (CI)")
     parser.add_argument("--kind", choices=KINDS, default="reward",
-                        help="reward: one Bradley-Terry score per answer (default); generative: a LoRA judge writing a verdict")
-    parser.add_argument("--num-train", type=int, default=None, help="training samples (default: reward all 1,096 shipped, generative 200; --tiny 16)")
-    parser.add_argument("--num-eval", type=int, default=None, help="held-out PandaLM items judged before and after (default 300; --tiny 6)")
+                        help="reward: one Bradley-Terry score per answer (default); generative: a judge writing its verdict first")
+    parser.add_argument("--num-train", type=int, default=None,
+                        help="training samples (default: reward all 1,096 shipped, generative 60 before their twins; --tiny 16)")
+    parser.add_argument("--num-eval", type=int, default=None, help="held-out PandaLM items judged before and after (default: reward 300, "
+                                                                      "generative 200; --tiny 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample choice, the swap augmentation and training")
 
 
@@ -138,19 +158,44 @@ def gold_winner(sample: JudgeSample) -> str:
     return label.winner
 
 
-def fitting(samples: Sequence[JudgeSample], fmt, tokenizer, max_seq_len_tokens: int) -> list[JudgeSample]:
-    """The samples whose whole rendered training row fits the token budget (none is shortened: a cut
-    answer would no longer deserve its label)."""
-    from tqdm.auto import tqdm
+def generative_pool(*, seed: int) -> list[list[JudgeSample]]:
+    """The generative judge's shippable sources, each shuffled with ``seed``: arena-bench single grades,
+    arena-bench pairs from two grades of one question (both from the shipped copy's training split),
+    the single-turn shipped grade pairs."""
+    import random
 
+    from judgetrain import plugins
+    from judgetrain.data.rows import ReadReport
+
+    def read(reader: str, **options: Any) -> list[JudgeSample]:
+        return list(plugins.reader(reader).read(str(ARENA_BENCH_DIR), split="train", report=ReadReport(source=reader), **options))
+
+    sources = [read("arena_bench"), read("pairs-from-grades", grades_from="arena_bench"),
+               [s for name in GENERATIVE_PAIR_FILES for s in read_shipped(name) if not s.is_multi_turn]]
+    for index, source in enumerate(sources):
+        random.Random(seed + index).shuffle(source)
+    return sources
+
+
+def fitting_draw(sources: Sequence[Sequence[JudgeSample]], fmt, tokenizer, max_seq_len_tokens: int, num_samples: int) -> list[JudgeSample]:
+    """``num_samples`` samples drawn in turn from each source, in its order, each rendered in its variant
+    of ``fmt`` with whatever reference it shows and kept only when its whole row fits the budget (an
+    answer cut to fit would no longer deserve its grade); a draw stops looking at a source once it has
+    its share."""
+    from judgetrain.data.augment import format_for
     from judgetrain.data.tokenize import encode_messages
 
-    kept = []
-    for sample in tqdm(samples, desc="measuring samples", unit=" samples", file=sys.stderr):
-        input_ids, _ = encode_messages(fmt.render(sample), tokenizer)
-        if len(input_ids) <= max_seq_len_tokens:
-            kept.append(sample)
-    return kept
+    share = -(-num_samples // len(sources))
+    chosen: list[JudgeSample] = []
+    for source in sources:
+        kept = 0
+        for sample in source:
+            if kept == share or len(chosen) == num_samples:
+                break
+            if tokenizer is None or len(encode_messages(format_for(sample, fmt).render(sample), tokenizer)[0]) <= max_seq_len_tokens:
+                chosen.append(sample)
+                kept += 1
+    return chosen
 
 
 def held_out_items(num_eval: int, *, seed: int) -> list[JudgeSample]:
@@ -166,26 +211,20 @@ def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, li
     """(training prepared dir, training samples, held-out evaluation samples)."""
     import random
 
-    from judgetrain import formats
     from judgetrain.data.prepare import prepare_dataset
     from judgetrain.data.prepared import read_samples
     from judgetrain.data.rows import ReadReport
 
-    files = REWARD_TRAIN_FILES if size.kind == "reward" else TRAIN_FILES
+    if size.kind == "generative":
+        return build_generative_data(out, size, tokenizer, seed=seed)
+    files = REWARD_TRAIN_FILES
     pool = [s for name in files for s in read_shipped(name)]
-    if size.kind == "reward":
-        pool = [s for s in pool if not s.meta.get("llmbar_set", "").startswith(REWARD_LEFT_OUT_LLMBAR_SETS)]
+    pool = [s for s in pool if not s.meta.get("llmbar_set", "").startswith(REWARD_LEFT_OUT_LLMBAR_SETS)]
     random.Random(seed).shuffle(pool)
-    if size.kind == "reward":
-        # A reward judge scores one answer at a time: no order to swap. A pair with an answer over the
-        # budget is left out at training time (data.long_pairs: drop), so every answer is seen whole.
-        train = pool[: size.num_train]
-        format_name, swap_probability = None, 0.0
-    else:
-        fmt = formats.get(FORMAT)
-        train = fitting(pool, fmt, tokenizer, size.max_seq_len_tokens)[: size.num_train]
-        # HHH lists the chosen answer first: swapping half the pairs keeps the judge from learning "A wins".
-        format_name, swap_probability = FORMAT, 0.5
+    # A reward judge scores one answer at a time: no order to swap. A pair with an answer over the
+    # budget is left out at training time (data.long_pairs: drop), so every answer is seen whole.
+    train = pool[: size.num_train]
+    format_name, swap_probability = None, 0.0
     held_out = held_out_items(size.num_eval, seed=seed)
     train_dir = out / "data" / "train"
     read_report = ReadReport(source="quickstart", rows_read=len(pool), samples_built=len(train))
@@ -195,6 +234,55 @@ def build_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, li
                     swap_aug=swap_probability, seed=seed, details={"files": list(files), "max_seq_len_tokens": size.max_seq_len_tokens})
     # The samples as written, i.e. with the swap augmentation applied.
     return train_dir, read_samples(train_dir), held_out
+
+
+def build_generative_data(out: Path, size: Size, tokenizer, *, seed: int) -> tuple[Path, list[JudgeSample], list[JudgeSample]]:
+    """The generative judge's (training prepared dir, training samples as written, held-out PandaLM items):
+    :func:`fitting_draw` over :func:`generative_pool`, then every sample with a reference followed by its
+    reference-dropped twin and every pair by its swapped twin (``prepare_dataset(reference_twins=True,
+    pair_symmetric=True)``)."""
+    from judgetrain import formats
+    from judgetrain.data.prepare import prepare_dataset
+    from judgetrain.data.prepared import read_samples
+    from judgetrain.data.rows import ReadReport
+
+    sources = generative_pool(seed=seed)
+    train = fitting_draw(sources, formats.get(FORMAT), tokenizer, size.max_seq_len_tokens, size.num_train or sum(map(len, sources)))
+    train_dir = out / "data" / "train"
+    read_report = ReadReport(source="quickstart", rows_read=sum(map(len, sources)), samples_built=len(train))
+    for name in GENERATIVE_PAIR_FILES:
+        read_report.add_input_file(RESOURCES / name)
+    for path in sorted(ARENA_BENCH_DIR.rglob("*.jsonl.gz")):
+        read_report.add_input_file(path)
+    prepare_dataset(train, train_dir, source="quickstart", input=str(RESOURCES.parent), report=read_report, format_name=FORMAT,
+                    reference_twins=True, pair_symmetric=True, seed=seed,
+                    details={"files": [*GENERATIVE_PAIR_FILES, ARENA_BENCH_DIR.name], "max_seq_len_tokens": size.max_seq_len_tokens})
+    return train_dir, read_samples(train_dir), held_out_items(size.num_eval, seed=seed)
+
+
+def num_drawn(samples: Sequence[JudgeSample]) -> int:
+    """How many of ``samples`` were drawn, not written as a swapped or reference-dropped twin of another."""
+    from judgetrain.data.augment import PAIR_ID_KEY, REFERENCE_TWIN_OF_KEY
+
+    return sum(1 for s in samples if s.meta.get(PAIR_ID_KEY, s.id) == s.id and REFERENCE_TWIN_OF_KEY not in s.meta)
+
+
+def generative_tie_margin(model: str, train_samples: Sequence[JudgeSample], *, seed: int) -> dict[str, Any] | None:
+    """The generative judge's tie margin on P(A) − P(B), chosen on the training pairs the run held out
+    (``data.held_out_fraction``), each judged once in both orders
+    (:func:`judgetrain.reward.margin.choose_probability_tie_margin`); None when none was decided."""
+    from judgetrain.data.augment import PAIR_ID_KEY, REFERENCE_TWIN_OF_KEY
+    from judgetrain.judging.backends.transformers_backend import TransformersBackend
+    from judgetrain.judging.judge import Judge
+    from judgetrain.reward.margin import choose_probability_tie_margin
+    from judgetrain.train.data import is_held_out
+
+    pairs = [s for s in train_samples if s.protocol == "pairwise" and s.meta.get(PAIR_ID_KEY, s.id) == s.id
+             and REFERENCE_TWIN_OF_KEY not in s.meta and is_held_out(s, GENERATIVE_HELD_OUT_FRACTION, seed)]
+    if not pairs:
+        return None
+    judge = Judge(FORMAT, TransformersBackend(model, batch_size=8), both_orders=True, aggregation="probabilities")
+    return choose_probability_tie_margin(judge, pairs, source=f"the {len(pairs)} training pairs held out")
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -230,7 +318,7 @@ def baseline_verdicts(train: Sequence[JudgeSample], held_out: Sequence[JudgeSamp
     from judgetrain import metrics
     from judgetrain.evaluation.rows import answer_lengths
 
-    majority = Counter(gold_winner(s) for s in train).most_common(1)[0][0]
+    majority = Counter(gold_winner(s) for s in train if s.protocol == "pairwise").most_common(1)[0][0]
     return {f"majority class ({majority})": [majority] * len(held_out),
             "longer answer wins": [metrics.longer_answer(*answer_lengths(s)) for s in held_out]}
 
@@ -282,7 +370,8 @@ def evaluate(model: str, held_out: Sequence[JudgeSample], size: Size, *, desc: s
 
     _say(f"[quickstart] {desc}: judging {len(held_out)} held-out PandaLM items in both orders")
     backend = TransformersBackend(model, batch_size=8)
-    judge = Judge(FORMAT, backend, Decoding(max_new_tokens=size.max_new_tokens), both_orders=True, progress=True)
+    judge = Judge(FORMAT, backend, Decoding(max_new_tokens=size.max_new_tokens), both_orders=True, progress=True,
+                  aggregation="probabilities", tie_margin=tie_margin)
     judgments = judge.judge(held_out)
     del backend
     return score(judgments, held_out), judgments
@@ -319,9 +408,10 @@ def train_config_text(size: Size, train_dir: Path, run_dir: Path, config_path: P
                 f"long_pairs: drop, held_out_fraction: 0.1}}\n"
                 f"method: {{name: full, trainable_layers: {size.trainable_layers}}}\n" + common)
     # Paths are written as JSON strings, which YAML reads back whatever characters they hold.
-    return (f"# LoRA on {size.model}, written by `judgetrain quickstart`; rerun with:\n{header}"
+    return (f"# LoRA on {size.model} (verdict first), written by `judgetrain quickstart`; rerun with:\n{header}"
             f"model: {{path: {json.dumps(size.model)}}}\n"
-            f"data: {{datasets: [{{path: {json.dumps(str(train_dir))}}}], format: {FORMAT}, max_seq_len: {size.max_seq_len_tokens}}}\n"
+            f"data: {{datasets: [{{path: {json.dumps(str(train_dir))}}}], format: {FORMAT}, max_seq_len: {size.max_seq_len_tokens}, "
+            f"packing: true, pair_symmetric: true, held_out_fraction: {GENERATIVE_HELD_OUT_FRACTION}}}\n"
             f"method: {{name: lora, lora: {{r: 16, alpha: 32, dropout: 0.0}}}}\n" + common)
 
 
@@ -412,7 +502,8 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
 
     # 1. data
     train_dir, train_samples, held_out = build_data(out, size, tokenizer, seed=seed)
-    _say(f"[quickstart] data: {len(train_samples)} training samples in {train_dir}; {len(held_out)} held-out PandaLM test items")
+    _say(f"[quickstart] data: {num_drawn(train_samples)} training samples ({len(train_samples)} rows with their twins) in "
+         f"{train_dir}; {len(held_out)} held-out PandaLM test items")
 
     # 2. before training
     if size.kind == "reward":
@@ -435,6 +526,15 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
         from judgetrain.reward.margin import read_tie_margin
 
         tie_margin = (read_tie_margin(result.final_dir) or {}).get("tie_margin", 0.0)
+    else:
+        from judgetrain.reward.margin import save_tie_margin
+
+        margin = generative_tie_margin(str(result.final_dir), train_samples, seed=seed)
+        if margin is not None:
+            save_tie_margin(result.final_dir, margin)
+            tie_margin = margin["tie_margin"]
+        _say(f"[quickstart] tie margin {tie_margin:g} on P(A) - P(B) "
+             f"({margin['source'] + ', accuracy ' + format(margin['accuracy'], '.3f') if margin else 'no held-out pair was decided'})")
     after, after_judgments = evaluate(str(result.final_dir), held_out, size, desc="after training", tie_margin=tie_margin)
     eval_dir = run_dir / "eval"
     eval_dir.mkdir(parents=True, exist_ok=True)
@@ -449,7 +549,8 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
 
     export_dir = export(result.final_dir, out / "judge", dtype="fp32" if size.model == "tiny" else "bf16",
                         decoding=Decoding(max_new_tokens=size.max_new_tokens) if size.kind == "generative" else None,
-                        name=f"quickstart-{Path(size.model).name}")
+                        name=f"quickstart-{Path(size.model).name}",
+                        **({"aggregation": "probabilities", "tie_margin": tie_margin} if size.kind == "generative" else {}))
     _say(f"[quickstart] exported to {export_dir}")
     server, _ = start_server(str(export_dir), "127.0.0.1", 0, batch_size=2)
     try:
@@ -481,23 +582,34 @@ def quickstart(out: Path, size: Size, *, seed: int = 0) -> dict[str, Any]:
     after_accuracy = full["after training"]["metrics"]["accuracy"]
     table = summary_table(rows, intervals)
     results = {
-        "model": size.model, "kind": size.kind, "template": template, "tie_margin": tie_margin, "num_train": len(train_samples), "num_eval": len(held_out),
+        "model": size.model, "kind": size.kind, "template": template, "tie_margin": tie_margin, "num_train": num_drawn(train_samples),
+        "num_train_rows": len(train_samples), "num_eval": len(held_out),
         "train_steps": result.global_step, "train_loss": result.train_loss, "train_seconds": train_seconds,
         "rows": rows, "intervals": intervals, "length_unit": LENGTH_UNIT, "length": length,
         "served_example": served_example, "export_dir": str(export_dir), "run_dir": str(run_dir),
         "wall_seconds": time.perf_counter() - started,
     }
+    debiased_said = ""
+    if size.kind == "generative":
+        # The card's own verdict: both orders' verdict probabilities against the tie margin.
+        results["debiased_accuracy"] = {name: full[name]["metrics"].get("debiased_accuracy") for name in ("before training", "after training")}
+        after_debiased = results["debiased_accuracy"]["after training"]
+        debiased_said = (f"The exported judge decides a pair by both orders' verdict probabilities (tie margin {tie_margin:g}): "
+                         f"its debiased_accuracy is {_cell(after_debiased['value'], [after_debiased['low'], after_debiased['high']])} "
+                         f"after training.\n\n" if after_debiased and after_debiased["value"] is not None else
+                         "No pair was decided by its verdict probabilities (an order did not parse).\n\n")
     _write_json(out / "results.json", results)
     sources = ("Vicuna-bench and MT-bench grade pairs + HHH + LLMBar CaseStudy" if size.kind == "reward"
-               else "LLMBar + HHH")
+               else "arena-bench-v1 grades and grade pairs + Vicuna-bench grade pairs, with reference-dropped twins, in both orders")
     report = (f"# judgetrain quickstart\n\nModel `{size.model}`, a {size.kind} judge (template `{template}`), "
-              f"{len(train_samples)} training samples ({sources}), {len(held_out)} held-out PandaLM test items judged in both "
+              f"{num_drawn(train_samples)} training samples ({sources}; {len(train_samples)} rows), {len(held_out)} held-out "
+              f"PandaLM test items judged in both "
               f"orders against the majority vote of 3 human annotators (a parse failure counts as wrong). `accuracy` is the "
               f"original order's verdict; `combined_accuracy` the verdict of both orders (a disagreement between them is a "
               f"tie); `consistency` the share of items with the same verdict in both orders (definitions: "
               f"judgetrain.evaluation.scoring). Brackets hold 95% percentile bootstrap intervals over the items "
               f"({DEFAULT_BOOTSTRAP_RESAMPLES} resamples).\n\n{table}\n\n"
-              f"{verdict_sentence(after_accuracy, baseline_rows, length['after training'])}\n\n"
+              f"{verdict_sentence(after_accuracy, baseline_rows, length['after training'])}\n\n{debiased_said}"
               f"## Length\n\nAnswer length in {LENGTH_UNIT} of the answer text. The accuracy where the longer answer "
               f"won, where the shorter one won and on equal lengths; their balanced mean (exactly 0.5 for \"the longer "
               f"answer wins\"); the share of decided verdicts (and of the labels) naming the longer answer; and the "

@@ -13,6 +13,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_JUDGE_TEMPLATE = "mtbench-pair-v2"
+"""The template of the tiny generative judges the tests train: FastChat's pair-v2 prompt, verdicts [[A]] / [[B]] / [[C]]
+(its target is the verdict alone, so a winner-only label trains it)."""
 SHARED_DATA = Path(os.environ.get("JUDGETRAIN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
@@ -96,15 +99,16 @@ def tiny_reward_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_generative_export(tmp_path_factory) -> Path:
     """A tiny LoRA judge trained one step with the train API on two shipped LLMBar pairs in the
-    quickstart's template (mtbench-pair-v2) and exported (fp32, 8 new tokens). Its card records the
+    :data:`TINY_JUDGE_TEMPLATE` and exported (fp32, 8 new tokens). Its card records the
     absolute path of its training data, under the export's parent dir. Shared by the session: no test
     writes into it."""
     from judgetrain.data.prepare import prepare_dataset
     from judgetrain.export import export
-    from judgetrain.quickstart import FORMAT, read_shipped
+    from judgetrain.quickstart import read_shipped
     from judgetrain.train.config import load_config
     from judgetrain.train.trainer import train
 
+    FORMAT = TINY_JUDGE_TEMPLATE
     tmp = tmp_path_factory.mktemp("tiny-generative-export")
     prepare_dataset(read_shipped("train_llmbar.jsonl")[:2], tmp / "data", format_name=FORMAT, source="test", seed=0)
     (tmp / "train.yaml").write_text(

@@ -21,6 +21,15 @@ Two augmentations:
 Both run at build time (:func:`materialise`, JudgeLM's 0.5 / 0.5 on the stored shards) or online at
 load time (:func:`apply` with the current epoch, used by ``tokenize.OnlineJudgeDataset``).
 
+Reference drop has a second, non-random mode (:func:`with_reference_twins`, ``judgetrain prep
+--reference-twins``): every sample with a reference is kept as it is and followed by its
+reference-dropped twin ``f"{id}~noref"``, so the judge learns both prompt variants of every such
+sample. The twin differs only by the missing reference (``reference_dropped=True``) and by its target:
+the template without reference trains on ``judgment``, so a sample whose critique was written with the
+reference shown (``judgment_with_reference`` only, e.g. GPT-4's reference-guided arena-bench grades)
+trains its twin on the verdict built from its label alone, never on a critique that cites a reference
+the prompt no longer shows.
+
 Pair-symmetric data (:func:`both_orders`) is not a random draw: every pairwise sample is followed by its
 swapped twin, so each pair is seen in both answer orders equally often and a judge that prefers a
 position cannot lower its loss by it. Both twins carry ``meta["pair_id"]`` (the original id), which
@@ -47,13 +56,14 @@ def _format(name_or_format: str | JudgeFormat) -> JudgeFormat:
 
 
 def format_for(sample: JudgeSample, base_format: str | JudgeFormat) -> JudgeFormat:
-    """The template variant to render ``sample`` with: the with-reference twin of ``base_format`` when
-    the sample has a reference, the twin without reference when it has none (the format's
-    ``reference_twin``, :meth:`JudgeFormat.for_reference`).
+    """The template variant to render ``sample`` with: first the one of the sample's protocol (the
+    format's ``protocol_twin``, :meth:`JudgeFormat.for_protocol`: ``judgelm-v1`` renders a single-answer
+    sample with ``judgelm-single-v1``), then the with-reference twin when the sample has a reference,
+    the twin without reference when it has none (``reference_twin``, :meth:`JudgeFormat.for_reference`).
 
-    ``base_format`` may name either variant. A template without a twin is returned unchanged.
+    ``base_format`` may name any variant. A template without a twin is returned unchanged.
     """
-    return _format(base_format).for_reference(sample.reference is not None)
+    return _format(base_format).for_protocol(sample.protocol).for_reference(sample.reference is not None)
 
 
 def sample_rng(seed: int, sample_id: str, epoch: int) -> random.Random:
@@ -206,8 +216,47 @@ def both_orders(samples: Iterable[JudgeSample]) -> list[JudgeSample]:
     return out
 
 
+NO_REFERENCE_TWIN_SUFFIX = "~noref"
+"""Appended to a sample's id to name its reference-dropped twin in :func:`with_reference_twins`."""
+
+REFERENCE_TWIN_OF_KEY = "reference_twin_of"
+"""``meta`` key of a reference-dropped twin holding the id of the sample it was made from."""
+
+SPLIT_GROUP_KEY = "split_group"
+"""``meta`` key the held-out split is decided on first (``judgetrain.train.data.split_key``)."""
+
+
+def with_reference_twins(samples: Iterable[JudgeSample]) -> list[JudgeSample]:
+    """Every sample, each one with a reference followed by its reference-dropped twin (reference
+    drop, both mode): id ``f"{id}~noref"``, ``reference=None``, ``reference_dropped=True``,
+    ``meta["reference_twin_of"] = id``. Samples without a reference come once. The inputs are untouched.
+
+    The twin keeps the source's ``meta["split_group"]``, or gets the source's id as its split group
+    when it has none, so a held-out split never puts a sample and its twin on different sides. A
+    sample that is itself a twin (``meta["reference_twin_of"]``) or already dropped its reference
+    has none left to drop: it comes once.
+    """
+    out: list[JudgeSample] = []
+    for sample in samples:
+        out.append(sample)
+        if sample.reference is None or REFERENCE_TWIN_OF_KEY in sample.meta:
+            continue
+        if PAIR_ID_KEY in sample.meta:
+            raise ValueError(
+                f"sample {sample.id!r} is one order of a pair (meta['pair_id']={sample.meta[PAIR_ID_KEY]!r}); make the "
+                "reference twins first and then both orders of each, so every twin is trained in both orders"
+            )
+        meta = {**copy.deepcopy(sample.meta), REFERENCE_TWIN_OF_KEY: sample.id}
+        meta.setdefault(SPLIT_GROUP_KEY, sample.id)
+        out.append(_detached(sample, id=f"{sample.id}{NO_REFERENCE_TWIN_SUFFIX}", reference=None, reference_dropped=True,
+                             meta=meta))
+    return out
+
+
 __all__ = [
+    "NO_REFERENCE_TWIN_SUFFIX",
     "PAIR_ID_KEY",
+    "REFERENCE_TWIN_OF_KEY",
     "SWAPPED_TWIN_SUFFIX",
     "apply",
     "both_orders",
@@ -217,4 +266,5 @@ __all__ = [
     "materialise",
     "sample_rng",
     "swap",
+    "with_reference_twins",
 ]

@@ -1,7 +1,8 @@
 """``judgetrain prep``: read a judge dataset into canonical samples, augment and tokenize it.
 
     judgetrain prep --source NAME --input PATH_OR_HUB_ID [--split S] --out DIR [--format NAME] [--target-label LABEL]
-                    [--swap-aug P | --pair-symmetric] [--p-include-reference P] [--seed N] [--on-bad-row error|skip]
+                    [--swap-aug P | --pair-symmetric] [--p-include-reference P | --reference-twins] [--seed N]
+                    [--on-bad-row error|skip]
                     [--tokenizer PATH --max-seq-len N] [--num-proc N]
     judgetrain prep stats DIR
 
@@ -40,6 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pair-symmetric", action="store_true",
                         help="write every pairwise sample in both answer orders (each followed by its swapped twin, id ID~swapped, "
                              "both with meta pair_id=ID), so a position prior cannot lower the training loss; excludes --swap-aug")
+    parser.add_argument("--reference-twins", action="store_true",
+                        help="reference drop, both mode: follow every sample with a reference by its twin without it (id ID~noref, "
+                             "reference_dropped=True; with --pair-symmetric both orders of each); excludes --p-include-reference")
     parser.add_argument("--p-include-reference", type=float, default=None, help="probability that a sample with a reference keeps it (else it is dropped and the matching judgment is the target); default: keep every reference")
     parser.add_argument("--seed", type=int, default=0, help="seed of the build-time augmentation")
     parser.add_argument("--on-bad-row", choices=ON_BAD_ROW_CHOICES, default="error", help="stop at the first bad row (default), or skip bad rows and count them in the manifest")
@@ -89,6 +93,7 @@ def prepare(args: argparse.Namespace) -> Manifest:
         target_label=args.target_label,
         swap_aug=args.swap_aug,
         pair_symmetric=bool(getattr(args, "pair_symmetric", False)),
+        reference_twins=bool(getattr(args, "reference_twins", False)),
         p_include_reference=args.p_include_reference,
         seed=args.seed,
         tokenizer=args.tokenizer,

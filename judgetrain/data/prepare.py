@@ -41,6 +41,7 @@ def prepare_dataset(
     target_label: str | None = None,
     swap_aug: float = 0.0,
     pair_symmetric: bool = False,
+    reference_twins: bool = False,
     p_include_reference: float | None = None,
     seed: int = 0,
     tokenizer: str | os.PathLike | None = None,
@@ -62,7 +63,10 @@ def prepare_dataset(
 
     Augmentation, in this order: ``swap_aug`` (probability of swapping each pair's answers) and
     ``p_include_reference`` (probability a reference is kept; None keeps all), drawn with ``seed``;
-    then ``pair_symmetric`` writes every pair in both orders (it excludes ``swap_aug``). With
+    then ``reference_twins`` follows every sample with a reference by its reference-dropped twin
+    (``ID~noref``, :func:`judgetrain.data.augment.with_reference_twins`; it excludes
+    ``p_include_reference``); then ``pair_symmetric`` writes every pair in both orders (it excludes
+    ``swap_aug``), the twins included. With
     ``format_name`` every sample is checked to render in that template. With ``tokenizer`` (a name
     :func:`judgetrain.models.load_tokenizer` loads) the samples are tokenized into ``tokenized/`` with
     ``max_seq_len`` tokens each over ``num_proc`` processes; the template is ``format_name`` or the one
@@ -82,6 +86,11 @@ def prepare_dataset(
         raise ValueError(
             f"pair_symmetric already writes every pair in both orders, so swap_aug {swap_aug} would swap some of "
             "them again and break the symmetry; drop swap_aug (--swap-aug) or pair_symmetric (--pair-symmetric)"
+        )
+    if reference_twins and p_include_reference is not None:
+        raise ValueError(
+            f"reference_twins already writes every sample with a reference both with and without it, so p_include_reference "
+            f"{p_include_reference} would drop some references at random on top; drop one of --reference-twins / --p-include-reference"
         )
     if max_seq_len < 1 or num_proc < 1:
         raise ValueError(f"max_seq_len (--max-seq-len) and num_proc (--num-proc) must be at least 1, got {max_seq_len} and {num_proc}")
@@ -120,6 +129,10 @@ def prepare_dataset(
 
         samples = materialise(samples, swap_probability=swap_aug,
                               p_include_reference=1.0 if p_include_reference is None else p_include_reference, seed=seed)
+    if reference_twins:
+        from judgetrain.data.augment import with_reference_twins
+
+        samples = with_reference_twins(samples)
     num_pairs = None
     if pair_symmetric:
         from judgetrain.data.augment import both_orders
@@ -130,6 +143,7 @@ def prepare_dataset(
         if not num_pairs:
             logger.warning("pair_symmetric has no effect: none of the %d samples is pairwise", len(samples))
     augmentation = Augmentation(swap_probability=swap_aug, p_include_reference=p_include_reference, pair_symmetric=pair_symmetric,
+                                reference_twins=reference_twins,
                                 num_swapped=sum(s.swapped for s in samples),
                                 num_reference_dropped=sum(s.reference_dropped for s in samples), num_pairs=num_pairs)
 

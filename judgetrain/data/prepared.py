@@ -67,6 +67,8 @@ class Augmentation:
     """Probability that a sample with a reference kept it; None: every reference kept."""
     pair_symmetric: bool = False
     """Every pairwise sample written in both orders (``--pair-symmetric``)."""
+    reference_twins: bool = False
+    """Every sample with a reference written with and without it (``--reference-twins``: twin ``ID~noref``)."""
     num_swapped: int = 0
     num_reference_dropped: int = 0
     num_pairs: int | None = None

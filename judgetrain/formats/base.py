@@ -50,6 +50,10 @@ class JudgeFormat(abc.ABC):
             without one) or without it (for a with-reference template); None when there is no twin.
         target_labels: the labels a target is built from when none is chosen, first present wins
             (:data:`DEFAULT_TARGET_LABELS`, with the template's own teacher first where it has one).
+        protocol_twin: the name of the same family's template for the other protocol (the single
+            grading template of a pairwise one, and back), with the same reference setting; None when
+            there is none. It lets one training mixture hold pairs and single grades under one
+            ``data.format`` (:meth:`for_protocol`).
     """
 
     name: str
@@ -62,6 +66,7 @@ class JudgeFormat(abc.ABC):
     description: str = ""
     reference_twin: str | None = None
     target_labels: tuple[str, ...] = DEFAULT_TARGET_LABELS
+    protocol_twin: str | None = None
 
     #: Pairs of answer names used inside this family's judgments, swapped by :meth:`swap_judgment`.
     answer_names: ClassVar[tuple[tuple[str, str], ...]] = ()
@@ -94,6 +99,15 @@ class JudgeFormat(abc.ABC):
         from judgetrain import formats
 
         return formats.get(self.reference_twin)
+
+    def for_protocol(self, protocol: str) -> "JudgeFormat":
+        """This template, or its :attr:`protocol_twin` when only the twin is of ``protocol``
+        (``"pairwise"`` / ``"single"``); a template without a twin is returned whatever ``protocol`` is."""
+        if self.protocol_twin is None or self.protocol == protocol:
+            return self
+        from judgetrain import formats
+
+        return formats.get(self.protocol_twin)
 
     # --- rendering -------------------------------------------------------------------------
     @abc.abstractmethod

@@ -13,9 +13,24 @@ Templates:
 - ``judgelm-v1``: pairwise, no reference. Verdict first line ``s1 s2``.
 - ``judgelm-ref-v1``: pairwise with the reference answer shown (JudgeLM's "reference support").
 - ``judgelm-single-v1``: one answer, first line one score.
+- ``judgelm-single-ref-v1``: one answer with the reference answer shown, first line one score (the
+  single-grading counterpart of ``judgelm-ref-v1``; JudgeLM itself grades pairs only).
+
+Each pairwise template names its single-grading counterpart with the same reference setting
+(``protocol_twin``), so one training mixture of pairs and single grades runs under
+``data.format: judgelm-v1``: a single-answer sample is rendered with ``judgelm-single-v1`` (or
+``judgelm-single-ref-v1`` when it shows a reference).
 
 The verdict comes first, so generation may stop at the first newline (:meth:`stop_strings`) when
 only the verdict is wanted.
+
+Targets. A sample's judgment text is its target when it was written for a JudgeLM template. A
+critique written for another family (``meta["judgment_format"]``: FastChat's and Auto-J's single
+grading end their critique with "Rating: [[x]]") is rewritten verdict-first: the score line built
+from the label, then the critique without its rating statement (:func:`verdict_first_judgment`), so
+the grade is the first thing the judge writes. A label graded on another declared scale (Prometheus
+1-5, AlpacaEval's 0-1 win against its reference) is mapped linearly onto 1-10 (low end to 1, high end
+to 10, two decimals), which keeps every winner; a label without a declared scale must be on 1-10.
 
 Parsing. Strict reads JudgeLM's contract: the first line is exactly the score(s), numbers on 1-10
 separated by one space (a line of only whitespace around them is allowed; JudgeLM also accepts a
@@ -45,6 +60,10 @@ from judgetrain.formats.base import (
     read_line,
 )
 from judgetrain.types import JudgeSample, Label, ParseFailure, Verdict
+
+MAPPED_SCORE_DECIMALS = 2
+"""Decimals kept when a grade on another scale is mapped onto 1-10 (a Prometheus mean of three 1-5
+grades lands on quarter points: 7.75)."""
 
 SCORE_SCALE = (1.0, 10.0)
 """JudgeLM's score range ("an overall score on a scale of 1 to 10")."""
@@ -76,6 +95,13 @@ _SINGLE_INSTRUCTION = (
     "Above are a user's question and the answer of an AI assistant. Judge how well the assistant answers the "
     "question, weighing helpfulness, relevance, accuracy and level of detail, and give it one overall score from "
     "1 to 10, where a higher score means a better answer.\n"
+    "Write the score alone on the first line. From the second line on, explain your score."
+)
+_SINGLE_REFERENCE_INSTRUCTION = (
+    "Above are a user's question, a reference answer and the answer of an AI assistant. Judge how well the "
+    "assistant answers the question, weighing helpfulness, relevance, accuracy and level of detail, and use the "
+    "reference answer to check correctness. Give it one overall score from 1 to 10, where a higher score means a "
+    "better answer.\n"
     "Write the score alone on the first line. From the second line on, explain your score."
 )
 
@@ -131,6 +157,50 @@ def _first_nonempty_line(text: str, start: int = 0) -> tuple[str, int, int] | No
     return None
 
 
+# A verdict label left dangling once its grade is cut out of a critique: "Rating:", "**Final rating**:".
+_DANGLING_VERDICT_LABEL = re.compile(
+    r"[\s*_\"'`>#]*(?:(?:my\s+)?(?:final\s+|overall\s+)?(?:rating|verdict|score)(?:\s+is)?)?\s*[:：]?[\s*_\"'`(\[]*\Z",
+    re.IGNORECASE,
+)
+
+
+def critique_without_verdict(text: str, written_in: str) -> str:
+    """``text``, a critique written for the template ``written_in``, without the statements of its
+    verdict (every match of the pattern its parser reads the verdict with, strict first, then
+    lenient) and the label left before each ("Rating:"), stripped. ValueError when the critique states
+    no verdict ``written_in`` can read, so a critique is never cut where it holds none."""
+    from judgetrain import formats
+
+    source = formats.get(written_in)
+    own, begin = source.judge_part(text)
+    found = source.find_verdict(own, strict=False)
+    if found is None or isinstance(found, str):
+        reason = found or f"no {source.markers.expected}"
+        raise ValueError(f"the critique states no verdict {written_in!r} reads ({reason}), so its verdict cannot be moved first")
+    pieces, cursor = [], 0
+    for match in found.match.re.finditer(own):
+        start, end = begin + match.start(), begin + match.end()
+        before = text[cursor:start]
+        label = _DANGLING_VERDICT_LABEL.search(before)
+        pieces.append(before[: label.start()] if label is not None else before)
+        cursor = end
+    pieces.append(text[cursor:])
+    # Cutting "Rating: [[7]]" out of "… as follows: "Rating: [[7]]"." leaves stray closing marks.
+    text = re.sub(r"[ \t]*[\"'`*_)\]]+(?=[.!]?\s*\Z)", "", "".join(pieces))
+    return re.sub(r"[ \t]*[:：][ \t]*(?=[.!]?\s*\Z)", "", text).strip()
+
+
+def _family_of(template: str) -> str:
+    from judgetrain import formats
+
+    return formats.get(template).family
+
+
+def verdict_first_judgment(score_line: str, critique: str) -> str:
+    """A JudgeLM judgment: the score line, then the critique from the next line on."""
+    return f"{score_line}\n{critique}" if critique else score_line
+
+
 @dataclass(frozen=True)
 class JudgeLMFormat(JudgeFormat):
     """A JudgeLM template: the score line first, then the explanation."""
@@ -163,6 +233,21 @@ class JudgeLMFormat(JudgeFormat):
     def target(self, sample: JudgeSample, target_label: str | None = None) -> str | None:
         label = self.target_label_of(sample, target_label)
         text = getattr(sample, self.judgment_field)
+        written_in = sample.meta.get("judgment_format")
+        if text is not None and written_in and _family_of(written_in) != self.family:
+            # A critique of another family states its verdict where that family does (last, for a
+            # "Rating: [[x]]"); the JudgeLM target states it first.
+            score_line = self.label_target(sample, label) if label is not None else None
+            if score_line is None:
+                raise ValueError(
+                    f"sample {sample.id!r}: its critique was written for {written_in!r} and its label gives no scores to put "
+                    f"first for {self.name!r}; give it a graded label, or train it with a {written_in} template"
+                )
+            try:
+                critique = critique_without_verdict(text, written_in)
+            except ValueError as err:
+                raise ValueError(f"sample {sample.id!r}: {err}") from None
+            return verdict_first_judgment(score_line, critique)
         if text is not None:
             return text
         return self.label_target(sample, label) if label is not None else None
@@ -187,6 +272,20 @@ class JudgeLMFormat(JudgeFormat):
                 f"{implied!r} under {self.name!r} (tie threshold {getattr(self, 'tie_threshold', None)}): fix the label"
             )
         return " ".join(format_score(s) for s in scores)
+
+    def label_scores(self, sample: JudgeSample, label: Label) -> tuple[float, ...] | None:
+        """The label's scores on 1-10; a label on another declared scale is mapped onto it linearly
+        (its low end to 1, its high end to 10, :data:`MAPPED_SCORE_DECIMALS` decimals)."""
+        if label.scale is None or label.scale == self.score_scale or label.scores is None or any(s is None for s in label.scores):
+            return super().label_scores(sample, label)
+        low, high = label.scale
+        if not high > low:
+            raise ValueError(f"sample {sample.id!r}: its label's scale {label.scale} is empty; give (low, high) with low < high")
+        # A Label checks its scores against its own scale when it is built.
+        target_low, target_high = SCORE_SCALE
+        mapped = tuple(round(target_low + (s - low) * (target_high - target_low) / (high - low), MAPPED_SCORE_DECIMALS)  # type: ignore[operator]
+                       for s in label.scores)
+        return super().label_scores(sample, Label(winner=label.winner, scores=mapped, scale=self.score_scale))
 
     def winner_of(self, scores: tuple[float, ...]) -> str | None:
         """The pairwise winner the scores give, or None for a single-answer template."""
@@ -311,7 +410,7 @@ class JudgeLMSingleFormat(JudgeLMFormat):
 
     @property
     def instruction(self) -> str:
-        return _SINGLE_INSTRUCTION
+        return _SINGLE_REFERENCE_INSTRUCTION if self.with_reference else _SINGLE_INSTRUCTION
 
     def user_prompt(self, sample: JudgeSample) -> str:
         index = one_turn(sample, self.name, shown="one question and its answers")
@@ -328,16 +427,23 @@ class JudgeLMSingleFormat(JudgeLMFormat):
 FORMATS: tuple[JudgeLMFormat, ...] = (
     JudgeLMPairFormat(
         name="judgelm-v1", family="judgelm", protocol="pairwise", reference_twin="judgelm-ref-v1",
+        protocol_twin="judgelm-single-v1",
         description="JudgeLM pairwise: first line 's1 s2' (1-10 each), then the explanation; winner from the scores",
     ),
     JudgeLMPairFormat(
         name="judgelm-ref-v1", family="judgelm", protocol="pairwise", with_reference=True,
-        reference_twin="judgelm-v1", target_labels=TARGET_LABELS_WITH_REFERENCE,
+        reference_twin="judgelm-v1", protocol_twin="judgelm-single-ref-v1", target_labels=TARGET_LABELS_WITH_REFERENCE,
         description="JudgeLM pairwise with a reference answer: first line 's1 s2', then the explanation",
     ),
     JudgeLMSingleFormat(
-        name="judgelm-single-v1", family="judgelm", protocol="single",
+        name="judgelm-single-v1", family="judgelm", protocol="single", reference_twin="judgelm-single-ref-v1",
+        protocol_twin="judgelm-v1",
         description="JudgeLM-style single grading: first line one score 1-10, then the explanation",
+    ),
+    JudgeLMSingleFormat(
+        name="judgelm-single-ref-v1", family="judgelm", protocol="single", with_reference=True,
+        reference_twin="judgelm-single-v1", protocol_twin="judgelm-ref-v1", target_labels=TARGET_LABELS_WITH_REFERENCE,
+        description="JudgeLM-style single grading with a reference answer: first line one score 1-10, then the explanation",
     ),
 )
 """The JudgeLM templates."""

@@ -225,7 +225,7 @@ def test_format_for_pairs_templates_by_reference():
         assert augment.format_for(without, base).name == "judgelm-v1"
     assert augment.format_for(without, formats.get("judgelm-ref-v1")).name == "judgelm-v1"
     twinned = [formats.get(name) for name in formats.names() if formats.get(name).reference_twin is not None]
-    assert len(twinned) == 14  # 7 templates without reference, each with its with-reference twin
+    assert len(twinned) == 16  # 8 templates without reference, each with its with-reference twin
     for fmt in twinned:
         plain, ref = fmt.for_reference(False), fmt.for_reference(True)
         assert not plain.with_reference and ref.with_reference and plain.reference_twin == ref.name

@@ -276,11 +276,10 @@ def test_playground_tiny_both_orders_and_script_is_text(browse_url, browser):
 def exported_judge(tiny_generative_export):
     """The tiny LoRA judge (its card names the template it was trained on, mtbench-pair-v2, not the
     playground's default)."""
-    from judgetrain.quickstart import FORMAT
+    from tests.conftest import TINY_JUDGE_TEMPLATE
 
-    out = tiny_generative_export
-    assert FORMAT != "judgelm-v1"
-    return out, FORMAT
+    assert TINY_JUDGE_TEMPLATE != "judgelm-v1"
+    return tiny_generative_export, TINY_JUDGE_TEMPLATE
 
 
 def test_playground_export_dir_says_what_the_client_says(browse_url, browser, exported_judge):

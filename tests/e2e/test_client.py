@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from judgetrain.quickstart import FORMAT, read_shipped
+from judgetrain.quickstart import read_shipped
+from tests.conftest import TINY_JUDGE_TEMPLATE as FORMAT
 
 
 @pytest.fixture(scope="module")

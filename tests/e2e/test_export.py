@@ -12,7 +12,8 @@ import torch
 
 from judgetrain import formats
 from judgetrain.data.prepare import prepare_dataset
-from judgetrain.quickstart import FORMAT, read_shipped
+from judgetrain.quickstart import read_shipped
+from tests.conftest import TINY_JUDGE_TEMPLATE as FORMAT
 
 NUM_SAMPLES = 8
 

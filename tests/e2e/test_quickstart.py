@@ -41,6 +41,10 @@ def test_quickstart_tiny(tmp_path, capsys, kind):
     assert served["url"].startswith("http://127.0.0.1:") and served["both_orders"]["policy"] == "tie"
     if kind == "generative":
         assert (out / "run" / "final" / "adapter_config.json").is_file()
+        # Verdict first, pairs decided by both orders' verdict probabilities with the margin chosen on held-out pairs.
+        assert card["format"]["template"] == "judgelm-v1" and card["tie_policy"]["aggregation"] == "probabilities"
+        assert card["tie_policy"]["tie_margin"] == results["tie_margin"]
+        assert any(i.endswith("~swapped") for i in train_ids) and any("~noref" in i for i in train_ids)
     else:
         # A reward judge's orders cannot disagree: each answer is scored alone.
         assert card["kind"] == "reward" and results["rows"]["after training"]["consistency"] == 1.0

@@ -33,7 +33,7 @@ def _sample(fmt, label: Label | None, texts=("What is 2 + 2?", "4", "5"), **chan
 
 
 def test_templates_and_attributes():
-    assert sorted(FORMATS) == ["judgelm-ref-v1", "judgelm-single-v1", "judgelm-v1"]
+    assert sorted(FORMATS) == ["judgelm-ref-v1", "judgelm-single-ref-v1", "judgelm-single-v1", "judgelm-v1"]
     for fmt in FORMATS.values():
         assert fmt.family == "judgelm" and fmt.version == "v1" and fmt.score_scale == (1.0, 10.0)
         assert fmt.verdict_first and fmt.stop_strings() == ("\n",) and not fmt.multi_turn
@@ -91,8 +91,8 @@ def test_bad_tie_threshold_and_contradicting_label():
             dataclasses.replace(PAIR, tie_threshold=bad)
     with pytest.raises(ValueError, match="winner 'B'"):
         PAIR.target(_sample(PAIR, Label(winner="B", scores=(9, 2))))
-    with pytest.raises(ValueError, match="scale"):
-        PAIR.target(_sample(PAIR, Label(winner="A", scores=(5, 2), scale=(1, 5))))
+    # A label on another declared scale is mapped onto 1-10 linearly (1-5: 5 -> 10, 2 -> 3.25).
+    assert PAIR.target(_sample(PAIR, Label(winner="A", scores=(5, 2), scale=(1, 5)))) == "10 3.25"
 
 
 def test_target_sources():

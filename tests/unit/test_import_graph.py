@@ -18,7 +18,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "judgetrain"
 JUDGE_MODULES = (
     "judgetrain.card", "judgetrain.decoding", "judgetrain.client", "judgetrain.export", "judgetrain.export_files",
     "judgetrain.judging.judge", "judgetrain.judging.protocol", "judgetrain.judging.card_target", "judgetrain.judging.ranking",
-    "judgetrain.judging.cli", "judgetrain.reward.judge", "judgetrain.reward.export",
+    "judgetrain.judging.cli", "judgetrain.judging.rerank_cli", "judgetrain.reward.judge", "judgetrain.reward.export",
     "judgetrain.reward.data", "judgetrain.serve", "judgetrain.browse.playground",
 )
 """The modules that read cards, build judges or sit on top of them."""

@@ -314,7 +314,7 @@ class TransformersBackend(Backend):
                 generated_in_cache = cache.get_seq_length() - input_ids.shape[1]
                 if generated_in_cache > 0:
                     cache.crop(-generated_in_cache)
-                logits = self.model(input_ids=tokens, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                logits = self.model(input_ids=tokens, attention_mask=mask, position_ids=positions, cache=cache,
                                     use_cache=True).logits[:, -1]
             else:  # no cache to crop: read the step over the whole prompt again
                 full = torch.cat([input_ids.repeat_interleave(samples_per_row, dim=0), tokens], dim=1)
